@@ -1,0 +1,1 @@
+"""Getting logs in: sources, format parsers, ECS normalization. Never imports ``soc``."""
