@@ -1,0 +1,45 @@
+"""``GET /api/v1/events``: search stored events with the analyst query language."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from soc.api.deps import AdminDep, StateDep
+from soc.api.errors import ApiError
+from soc.store.base import QueryError, TimeRange
+from soc.timeparse import parse_time
+
+router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[AdminDep])
+
+
+def _time(value: str | None, state: StateDep) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value, tz=state.cfg.tz)
+    except ValueError:
+        raise ApiError(400, "search.bad_time", value=value) from None
+
+
+@router.get("/events", summary="Search events / Tìm kiếm sự kiện")
+def search_events(
+    state: StateDep,
+    q: Annotated[str, Query(description="Query, e.g. event.outcome:failure AND source.ip:10.0.0.0/8",
+                            examples=["user.name:root AND event.category:authentication"])] = "*",
+    since: Annotated[str | None, Query(description="24h, 7d or ISO 8601")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 or relative")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    count: Annotated[bool, Query(description="Also return the total number of matches")] = False,
+) -> dict[str, Any]:
+    rng = TimeRange(_time(since, state), _time(until, state))
+    try:
+        events = state.store.search(q, rng, limit=limit)
+        body: dict[str, Any] = {"returned": len(events), "events": events}
+        if count:
+            body["total"] = state.store.count(q, rng)
+    except QueryError as exc:
+        raise ApiError(400, "api.bad_query", detail=str(exc)) from None
+    return body

@@ -1,0 +1,25 @@
+"""Liveness and Prometheus metrics (admin token required, like every route)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from soc import __version__
+from soc.api.deps import AdminDep, StateDep
+
+router = APIRouter(tags=["health"], dependencies=[AdminDep])
+
+
+@router.get("/healthz", summary="Service health / Tình trạng dịch vụ")
+def healthz(state: StateDep) -> dict[str, Any]:
+    return {"status": "ok", "version": __version__, "store": state.store.name,
+            "systems": len(state.registry.systems)}
+
+
+@router.get("/metrics", summary="Prometheus metrics / Chỉ số Prometheus", response_class=Response)
+def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state.metrics.registry()), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,319 @@
+"""The SOC configuration: one YAML file validated by pydantic, overridden by ``SOC_…``.
+
+Relative paths inside a configuration file are resolved against the directory of
+that file, so a configuration works wherever the command is started from. An error
+names the file, the key, what was wrong and how to fix it, in Vietnamese and English.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from soc.i18n import t
+
+DEFAULT_CONFIG_NAME = Path("config") / "soc.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem a person can fix; ``str()`` says where and how."""
+
+    def __init__(self, file: Path | str, key: str, problem: str, fix: str) -> None:
+        self.file, self.key, self.problem, self.fix = str(file), key, problem, fix
+        super().__init__(
+            f"{t('config.error')}: {t('config.key', file=file, key=key, problem=problem)}\n"
+            f"  {t('config.fix', fix=fix)}"
+        )
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+
+
+class StoreConfig(_Model):
+    type: Literal["sqlite"] = "sqlite"
+    path: Path = Path("events.db")
+    """Relative to ``data_dir``."""
+    synchronous: Literal["full", "normal"] = "full"
+    retention_days: int = Field(365, gt=0)
+
+
+class PipelineConfig(_Model):
+    batch_size: int = Field(2000, gt=0, le=100_000)
+    queue_batches: int = Field(64, gt=0)
+    status_interval: float = Field(30.0, gt=0)
+    spool_replay_interval: float = Field(10.0, gt=0)
+
+
+class TlsConfig(_Model):
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    """When set, clients must present a certificate signed by this CA."""
+
+
+class _SourceBase(_Model):
+    format: str = "auto"
+    system: str | None = None
+    """Attribute every event of this source to this system id."""
+
+
+class SyslogUdpSource(_SourceBase):
+    type: Literal["syslog_udp"]
+    host: str = "127.0.0.1"
+    port: int = Field(5514, ge=0, le=65535)
+
+
+class SyslogTcpSource(_SourceBase):
+    type: Literal["syslog_tcp"]
+    host: str = "127.0.0.1"
+    port: int = Field(5514, ge=0, le=65535)
+    framing: Literal["auto", "lf", "octet"] = "auto"
+    tls: TlsConfig | None = None
+    max_message_bytes: int = Field(64 * 1024, gt=0)
+
+
+class FileSource(_SourceBase):
+    type: Literal["file"]
+    include: list[str]
+    exclude: list[str] = []
+    read_from: Literal["beginning", "end"] = "beginning"
+    poll_interval: float = Field(0.25, gt=0)
+
+
+class EvtxSource(_SourceBase):
+    type: Literal["evtx"]
+    include: list[str]
+    poll_interval: float = Field(5.0, gt=0)
+
+
+class HttpIngestSource(_SourceBase):
+    type: Literal["http_ingest"]
+
+
+SourceConfig = Annotated[
+    SyslogUdpSource | SyslogTcpSource | FileSource | EvtxSource | HttpIngestSource,
+    Field(discriminator="type"),
+]
+
+
+class TransformConfig(_Model):
+    type: str
+    options: dict[str, Any] = {}
+
+
+class StoreSinkConfig(_Model):
+    type: Literal["store"]
+
+
+class FileSinkConfig(_Model):
+    type: Literal["file"]
+    path: Path
+    """NDJSON archive; relative to ``data_dir``."""
+
+
+SinkConfig = Annotated[StoreSinkConfig | FileSinkConfig, Field(discriminator="type")]
+
+
+class SocConfig(_Model):
+    data_dir: Path = Path("var")
+    timezone: str = "Asia/Ho_Chi_Minh"
+    systems_dir: Path = Path("systems")
+    json_mappings_dir: Path | None = Path("json_mappings")
+    api: ApiConfig = ApiConfig()
+    store: StoreConfig = StoreConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    sources: dict[str, SourceConfig] = {}
+    transforms: list[TransformConfig] = [TransformConfig(type="parse"), TransformConfig(type="enrich")]
+    sinks: dict[str, SinkConfig] = {"store": StoreSinkConfig(type="store")}
+
+    config_path: Path | None = Field(None, exclude=True)
+    """The file this configuration was read from (set by :func:`load_config`)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("transforms")
+    @classmethod
+    def _parse_first(cls, value: list[TransformConfig]) -> list[TransformConfig]:
+        if not value or value[0].type != "parse":
+            raise ValueError("the first transform must be 'parse'")
+        return value
+
+    # -- resolved paths -----------------------------------------------------------
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / self.store.path
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+# --- loading ----------------------------------------------------------------------
+
+_FIXES = {
+    "missing": ("thêm khóa này vào tệp", "add this key to the file"),
+    "extra_forbidden": ("xóa khóa này hoặc kiểm tra chính tả", "remove this key or check its spelling"),
+    "int_parsing": ("dùng một số nguyên, ví dụ 5514", "use a whole number, e.g. 5514"),
+    "int_type": ("dùng một số nguyên, ví dụ 5514", "use a whole number, e.g. 5514"),
+    "float_parsing": ("dùng một số, ví dụ 0.5", "use a number, e.g. 0.5"),
+    "literal_error": ("dùng một trong các giá trị được phép", "use one of the allowed values"),
+    "union_tag_invalid": (
+        "dùng một loại hợp lệ: syslog_udp, syslog_tcp, file, evtx, http_ingest (nguồn) hoặc store, file (đích)",
+        "use a valid type: syslog_udp, syslog_tcp, file, evtx, http_ingest (sources) or store, file (sinks)",
+    ),
+    "union_tag_not_found": ("thêm khóa 'type'", "add a 'type' key"),
+    "less_than_equal": ("dùng giá trị nhỏ hơn", "use a smaller value"),
+    "greater_than": ("dùng giá trị lớn hơn", "use a larger value"),
+    "greater_than_equal": ("dùng giá trị lớn hơn", "use a larger value"),
+    "list_type": ("dùng một danh sách YAML (- mục)", "use a YAML list (- item)"),
+    "dict_type": ("dùng một ánh xạ YAML (khóa: giá trị)", "use a YAML mapping (key: value)"),
+    "model_type": ("dùng một ánh xạ YAML (khóa: giá trị)", "use a YAML mapping (key: value)"),
+}
+
+
+def _fix_for(error_type: str, message: str) -> str:
+    vi, en = _FIXES.get(error_type, ("sửa giá trị theo thông báo", "correct the value as the message says"))
+    if error_type == "literal_error":
+        return f"{vi} / {en} ({message})"
+    return f"{vi} / {en}"
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("SOC_CONFIG")
+    if env:
+        return Path(env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parents[1] / DEFAULT_CONFIG_NAME
+
+
+def load_config(path: Path | str | None = None) -> SocConfig:
+    """Read, validate and resolve a configuration file; apply ``SOC_…`` overrides."""
+    cfg_path = Path(path) if path is not None else default_config_path()
+    if not cfg_path.is_file():
+        raise ConfigError(cfg_path, "-", t("config.not_found", path=cfg_path),
+                          "SOC_CONFIG=config/soc.yaml / --config config/soc.yaml")
+    try:
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "-"
+        raise ConfigError(cfg_path, where, t("config.yaml", detail=exc),
+                          "kiểm tra thụt lề và dấu hai chấm / check indentation and colons") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(cfg_path, "-", "the file must hold a YAML mapping",
+                          "bắt đầu bằng các khóa như data_dir: / start with keys such as data_dir:")
+    _apply_env(raw)
+    try:
+        cfg = SocConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        problem = err["msg"]
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), dict):
+            problem += f" (got {err.get('input')!r})"
+        raise ConfigError(cfg_path, _key_path(err["loc"], raw), problem,
+                          _fix_for(err["type"], err["msg"])) from None
+    return _resolve(cfg, cfg_path)
+
+
+def _key_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """Dotted key of a validation error, without the union tag pydantic inserts
+    after a source or sink name (``sources.udp.syslog_udp.port`` → ``sources.udp.port``)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(loc):
+        parts.append(str(loc[i]))
+        if len(parts) == 2 and parts[0] in ("sources", "sinks") and i + 1 < len(loc):
+            entry = (raw.get(parts[0]) or {}).get(loc[i])
+            if isinstance(entry, dict) and loc[i + 1] == entry.get("type"):
+                i += 1
+        i += 1
+    return ".".join(parts) or "-"
+
+
+def _resolve(cfg: SocConfig, cfg_path: Path) -> SocConfig:
+    base = cfg_path.resolve().parent
+    data_env = os.environ.get("SOC_DATA_DIR")
+    data_dir = Path(data_env).resolve() if data_env else _under(base, cfg.data_dir)
+    updates: dict[str, Any] = {
+        "config_path": cfg_path.resolve(),
+        "data_dir": data_dir,
+        "systems_dir": _under(base, cfg.systems_dir),
+        "json_mappings_dir": _under(base, cfg.json_mappings_dir) if cfg.json_mappings_dir else None,
+    }
+    sources: dict[str, Any] = {}
+    for name, src in cfg.sources.items():
+        if isinstance(src, FileSource):
+            src = src.model_copy(update={"include": _globs_under(base, src.include),
+                                         "exclude": _globs_under(base, src.exclude)})
+        elif isinstance(src, EvtxSource):
+            src = src.model_copy(update={"include": _globs_under(base, src.include)})
+        elif isinstance(src, SyslogTcpSource) and src.tls is not None:
+            tls = src.tls.model_copy(update={"cert": _under(base, src.tls.cert), "key": _under(base, src.tls.key),
+                                             "ca": _under(base, src.tls.ca) if src.tls.ca else None})
+            src = src.model_copy(update={"tls": tls})
+        sources[name] = src
+    updates["sources"] = sources
+    return cfg.model_copy(update=updates)
+
+
+def _globs_under(base: Path, patterns: list[str]) -> list[str]:
+    return [str(_under(base, Path(p))) for p in patterns]
+
+
+def _under(base: Path, path: Path) -> Path:
+    path = Path(os.path.expanduser(str(path)))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _apply_env(raw: dict[str, Any]) -> None:
+    """``SOC_API_PORT``, ``SOC_API_HOST``, ``SOC_SYSLOG_PORT``, ``SOC_SYSLOG_HOST``,
+    ``SOC_TIMEZONE``, ``SOC_RETENTION_DAYS`` override the file (``SOC_DATA_DIR`` is
+    applied after validation because it is relative to the working directory)."""
+    env = os.environ
+    if "SOC_API_PORT" in env:
+        raw.setdefault("api", {})["port"] = env["SOC_API_PORT"]
+    if "SOC_API_HOST" in env:
+        raw.setdefault("api", {})["host"] = env["SOC_API_HOST"]
+    if "SOC_TIMEZONE" in env:
+        raw["timezone"] = env["SOC_TIMEZONE"]
+    if "SOC_RETENTION_DAYS" in env:
+        raw.setdefault("store", {})["retention_days"] = env["SOC_RETENTION_DAYS"]
+    for src in (raw.get("sources") or {}).values():
+        if isinstance(src, dict) and str(src.get("type", "")).startswith("syslog_"):
+            if "SOC_SYSLOG_PORT" in env:
+                src["port"] = env["SOC_SYSLOG_PORT"]
+            if "SOC_SYSLOG_HOST" in env:
+                src["host"] = env["SOC_SYSLOG_HOST"]

@@ -1,0 +1,112 @@
+"""Messages a person reads, in Vietnamese and English.
+
+Every console line, error and report string goes through :func:`t`, which gives
+both languages (Vietnamese first) unless ``SOC_LANG`` picks one (``vi`` or ``en``).
+"""
+
+from __future__ import annotations
+
+import os
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # config
+    "config.error": ("Lỗi cấu hình", "Configuration error"),
+    "config.not_found": (
+        "Không tìm thấy tệp cấu hình {path}. Đặt SOC_CONFIG hoặc dùng --config.",
+        "Configuration file {path} not found. Set SOC_CONFIG or pass --config.",
+    ),
+    "config.yaml": ("YAML không hợp lệ: {detail}", "invalid YAML: {detail}"),
+    "config.ok": ("Cấu hình hợp lệ: {path}", "Configuration is valid: {path}"),
+    "config.key": ("tệp {file}, khóa '{key}': {problem}", "file {file}, key '{key}': {problem}"),
+    "config.fix": ("Cách sửa: {fix}", "How to fix: {fix}"),
+    # startup
+    "run.started": ("SOC đã khởi động", "SOC started"),
+    "run.api": ("API: http://{host}:{port}", "API: http://{host}:{port}"),
+    "run.syslog": ("Syslog {proto}: {host}:{port}", "Syslog {proto}: {host}:{port}"),
+    "run.files": ("Theo dõi tệp: {patterns}", "Tailing files: {patterns}"),
+    "run.store": ("Kho sự kiện: {store}", "Event store: {store}"),
+    "run.data_dir": ("Thư mục dữ liệu: {path}", "Data directory: {path}"),
+    "run.first_log": (
+        "Gửi log đầu tiên: {command}",
+        "Send a first log: {command}",
+    ),
+    "run.admin_token": (
+        "Mã quản trị (chỉ hiện MỘT lần, hãy lưu lại): {token}",
+        "Admin token (shown ONCE, keep it safe): {token}",
+    ),
+    "run.admin_token_exists": (
+        "Mã quản trị đã được tạo trước đó (soc admin token --reset để tạo mới)",
+        "An admin token already exists (soc admin token --reset makes a new one)",
+    ),
+    "run.stopping": ("Đang dừng…", "Stopping…"),
+    "run.status": (
+        "trạng thái: nhận {received}, phân tích {parsed}, lỗi {failed}, lưu {stored}, "
+        "spool {spooled}, bỏ {dropped}, {rate:.0f} sự kiện/giây, hàng đợi {queue}",
+        "status: received {received}, parsed {parsed}, failed {failed}, stored {stored}, "
+        "spooled {spooled}, dropped {dropped}, {rate:.0f} events/s, queue {queue}",
+    ),
+    # ingest
+    "ingest.summary": ("Tổng kết nạp dữ liệu", "Ingest summary"),
+    "ingest.read": ("đã đọc", "read"),
+    "ingest.parsed": ("phân tích được", "parsed"),
+    "ingest.failed": ("lỗi phân tích", "failed"),
+    "ingest.stored": ("đã lưu", "stored"),
+    "ingest.spooled": ("đưa vào spool", "spooled"),
+    "ingest.missing": ("Không tìm thấy tệp: {path}", "File not found: {path}"),
+    "ingest.unknown_system": (
+        "Hệ thống '{system}' không có trong danh mục ({known})",
+        "System '{system}' is not in the inventory ({known})",
+    ),
+    "ingest.unknown_format": (
+        "Định dạng '{format}' không được hỗ trợ; dùng một trong: {known}",
+        "Format '{format}' is not supported; use one of: {known}",
+    ),
+    # search
+    "search.bad_time": (
+        "Thời gian không hợp lệ '{value}': dùng dạng 24h, 7d, 30m hoặc ISO 8601 (2024-05-01T10:00:00)",
+        "Invalid time '{value}': use 24h, 7d, 30m or ISO 8601 (2024-05-01T10:00:00)",
+    ),
+    "search.none": ("Không có sự kiện phù hợp", "No matching events"),
+    "search.count": ("{count} sự kiện", "{count} events"),
+    # systems
+    "systems.none": ("Chưa có hệ thống nào trong danh mục", "The inventory has no systems"),
+    "systems.key_issued": (
+        "Khóa nạp dữ liệu cho hệ thống {system} (chỉ hiện MỘT lần): {key}",
+        "Ingest key for system {system} (shown ONCE): {key}",
+    ),
+    # API
+    "api.unauthorized": ("Thiếu hoặc sai mã xác thực", "Missing or invalid credentials"),
+    "api.bad_ingest_key": ("Khóa nạp dữ liệu không hợp lệ", "Invalid ingest key"),
+    "api.too_large": ("Yêu cầu quá lớn (tối đa {limit} byte)", "Request too large (at most {limit} bytes)"),
+    "api.bad_json": ("JSON không hợp lệ: {detail}", "Invalid JSON: {detail}"),
+    "api.bad_content_type": (
+        "Kiểu nội dung '{ctype}' không được hỗ trợ; dùng application/x-ndjson, application/json "
+        "hoặc text/plain",
+        "Content type '{ctype}' is not supported; use application/x-ndjson, application/json or text/plain",
+    ),
+    "api.empty": ("Nội dung rỗng", "Empty body"),
+    "api.bad_query": ("Truy vấn không hợp lệ: {detail}", "Invalid query: {detail}"),
+}
+
+
+def language() -> str:
+    lang = os.environ.get("SOC_LANG", "").lower()
+    return lang if lang in ("vi", "en") else "both"
+
+
+def t(message_key: str, /, **params: object) -> str:
+    """The message in the configured language(s); both are joined by `` / ``."""
+    vi, en = MESSAGES[message_key]
+    vi, en = vi.format(**params), en.format(**params)
+    lang = language()
+    if lang == "vi":
+        return vi
+    if lang == "en":
+        return en
+    return f"{vi} / {en}"
+
+
+def both(message_key: str, /, **params: object) -> dict[str, str]:
+    """Both languages separately, for API error bodies."""
+    vi, en = MESSAGES[message_key]
+    return {"vi": vi.format(**params), "en": en.format(**params)}

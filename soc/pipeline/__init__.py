@@ -1,0 +1,1 @@
+"""The pipeline: sources → parse → normalize → enrich → (detect) → sinks."""

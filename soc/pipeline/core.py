@@ -1,0 +1,143 @@
+"""The pipeline proper: one batch in, parse → transforms → sinks, a result out.
+
+:class:`Pipeline` is synchronous (``soc ingest`` drives it directly);
+:class:`AsyncPipeline` feeds it from a bounded queue on one worker thread for
+``soc run``, so sources get backpressure and an acknowledgement per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from collectors.batch import Batch
+from soc.pipeline.metrics import Metrics
+from soc.pipeline.sinks import SpoolingSink
+from soc.pipeline.stages import ParseStage, Transform
+
+log = logging.getLogger("soc.pipeline")
+
+
+@dataclass(slots=True)
+class BatchResult:
+    received: int = 0
+    parsed: int = 0
+    failed: int = 0
+    stored: int = 0
+    spooled: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        self.received += other.received
+        self.parsed += other.parsed
+        self.failed += other.failed
+        self.stored += other.stored
+        self.spooled += other.spooled
+
+    def as_dict(self) -> dict[str, int]:
+        return {"received": self.received, "parsed": self.parsed, "failed": self.failed,
+                "stored": self.stored, "spooled": self.spooled}
+
+
+class Pipeline:
+    def __init__(self, parse: ParseStage, transforms: list[Transform], sinks: list[SpoolingSink],
+                 metrics: Metrics) -> None:
+        if not sinks:
+            raise ValueError("a pipeline needs at least one sink")
+        self.parse = parse
+        self.transforms = transforms
+        self.sinks = sinks
+        self.metrics = metrics
+
+    def process(self, batch: Batch) -> BatchResult:
+        source = batch.origin.source
+        m = self.metrics
+        n = len(batch.records)
+        m.add(source, "received", n)
+        events, failed = self.parse.run(batch)
+        m.add(source, "parsed", n - failed)
+        m.add(source, "parse_failures", failed)
+        for transform in self.transforms:
+            events = transform.apply(events, batch.origin)
+        result = BatchResult(received=n, parsed=n - failed, failed=failed)
+        # The first sink is the primary one whose counts the caller sees.
+        for i, sink in enumerate(self.sinks):
+            outcome = sink.write(events)
+            if i == 0:
+                result.stored, result.spooled = outcome.stored, outcome.spooled
+        m.add(source, "stored", result.stored)
+        m.add(source, "spooled", result.spooled)
+        return result
+
+    def replay_spools(self) -> int:
+        replayed = 0
+        for sink in self.sinks:
+            if sink.spool.pending_segments():
+                count = sink.replay()
+                replayed += count
+                self.metrics.add("spool", "stored", count)
+        return replayed
+
+    def close(self) -> None:
+        for transform in self.transforms:
+            transform.close()
+        for sink in self.sinks:
+            sink.close()
+
+
+class AsyncPipeline:
+    """Runs :class:`Pipeline` on one worker thread behind a bounded queue.
+
+    ``await submit(batch)`` returns once the batch is stored or spooled — the point
+    at which a source may acknowledge it (checkpoint, HTTP 200)."""
+
+    def __init__(self, pipeline: Pipeline, queue_batches: int = 64) -> None:
+        self.pipeline = pipeline
+        self._queue: asyncio.Queue[tuple[Batch, asyncio.Future[BatchResult]] | None] = asyncio.Queue(queue_batches)
+        # One thread: the store has one writer and batches stay in order.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soc-pipeline")
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="pipeline-worker")
+
+    async def submit(self, batch: Batch) -> BatchResult:
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put((batch, future))
+        return await future
+
+    async def call(self, func: Any, *args: Any) -> Any:
+        """Run ``func`` on the pipeline thread (spool replay, retention)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            batch, future = item
+            try:
+                result = await loop.run_in_executor(self._executor, self.pipeline.process, batch)
+            except Exception as exc:  # the source must learn its batch was not stored
+                log.exception("pipeline failed on a batch from %s", batch.origin.source)
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def drain_and_stop(self) -> None:
+        """Process everything queued, then stop the worker and close the stages."""
+        if self._worker is not None:
+            await self._queue.put(None)
+            await self._worker
+            self._worker = None
+        await self.call(self.pipeline.close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,208 @@
+"""``soc run``: the pipeline, its sources, the API and the scheduler in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from rich.console import Console
+
+from collectors.sources.base import Source
+from collectors.sources.evtx_inbox import EvtxInboxSource
+from collectors.sources.file_tail import FileTailSource
+from collectors.sources.syslog import SyslogTcpSource, SyslogUdpSource
+from soc.api.app import create_app
+from soc.api.state import AppState
+from soc.auth import AdminTokenVerifier, ensure_admin_token
+from soc.config import (
+    ConfigError,
+    EvtxSource,
+    FileSource,
+    HttpIngestSource,
+    SocConfig,
+    SyslogTcpSource as SyslogTcpConfig,
+    SyslogUdpSource as SyslogUdpConfig,
+    TlsConfig,
+)
+from soc.i18n import t
+from soc.pipeline.build import Topology, build_topology
+from soc.pipeline.core import AsyncPipeline
+
+log = logging.getLogger("soc.service")
+
+
+def _tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    if tls.ca is not None:
+        ctx.load_verify_locations(str(tls.ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def build_sources(cfg: SocConfig) -> list[Source]:
+    """The network and file sources of the topology (HTTP ingest lives in the API)."""
+    sources: list[Source] = []
+    for name, spec in cfg.sources.items():
+        fmt = None if spec.format == "auto" else spec.format
+        if isinstance(spec, SyslogUdpConfig):
+            sources.append(SyslogUdpSource(name, host=spec.host, port=spec.port, format=fmt,
+                                           system_id=spec.system))
+        elif isinstance(spec, SyslogTcpConfig):
+            sources.append(SyslogTcpSource(name, host=spec.host, port=spec.port, format=fmt,
+                                           system_id=spec.system, framing=spec.framing,
+                                           max_message_size=spec.max_message_bytes,
+                                           tls=_tls_context(spec.tls) if spec.tls else None))
+        elif isinstance(spec, FileSource):
+            sources.append(FileTailSource(name, include=spec.include, exclude=spec.exclude,
+                                          checkpoint_path=cfg.checkpoints_dir / f"{name}.json",
+                                          format=fmt, system_id=spec.system, read_from=spec.read_from,
+                                          poll_interval=spec.poll_interval))
+        elif isinstance(spec, EvtxSource):
+            sources.append(EvtxInboxSource(name, include=spec.include,
+                                           checkpoint_path=cfg.checkpoints_dir / f"{name}.json",
+                                           system_id=spec.system, poll_interval=spec.poll_interval,
+                                           batch_size=cfg.pipeline.batch_size))
+    return sources
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def serve(cfg: SocConfig, console: Console) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(cfg, console))
+
+
+async def _serve(cfg: SocConfig, console: Console) -> None:
+    topo = build_topology(cfg)
+    runner = AsyncPipeline(topo.pipeline, cfg.pipeline.queue_batches)
+    runner.start()
+    sources = build_sources(cfg)
+    for source in sources:
+        await source.start()  # type: ignore[attr-defined]
+    http_name, http_format = _http_source(cfg)
+    state = AppState(cfg=cfg, store=topo.store, registry=topo.registry, metrics=topo.metrics,
+                     submit=runner.submit, admin=AdminTokenVerifier(cfg.data_dir),
+                     ingest_source=http_name, ingest_format=http_format)
+    _register_gauges(topo, runner, sources)
+    api_socket = socket.socket(socket.AF_INET6 if ":" in cfg.api.host else socket.AF_INET)
+    api_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        api_socket.bind((cfg.api.host, cfg.api.port))
+    except OSError as exc:
+        raise ConfigError(cfg.config_path or "config/soc.yaml", "api.port", f"cannot listen: {exc}",
+                          "chọn cổng khác (SOC_API_PORT) / pick another port (SOC_API_PORT)") from exc
+    server = _Server(uvicorn.Config(create_app(state), log_level="warning", access_log=False, lifespan="off"))
+    token = ensure_admin_token(cfg.data_dir)
+    _print_banner(cfg, console, sources, api_socket.getsockname()[1], token)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    scheduler = AsyncIOScheduler(timezone=cfg.timezone)
+    scheduler.add_job(_status, "interval", seconds=cfg.pipeline.status_interval, args=[console, topo, runner],
+                      id="status")
+    scheduler.add_job(runner.call, "interval", seconds=cfg.pipeline.spool_replay_interval,
+                      args=[topo.pipeline.replay_spools], id="spool-replay")
+    scheduler.add_job(_retention, "interval", hours=1, args=[cfg, topo, runner], id="retention",
+                      next_run_time=datetime.now(UTC) + timedelta(seconds=30))
+    scheduler.start()
+
+    tasks = [asyncio.create_task(s.run(runner.submit), name=f"source-{s.name}") for s in sources]
+    tasks.append(asyncio.create_task(server.serve(sockets=[api_socket]), name="api"))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            log.error("%s stopped: %r", task.get_name(), task.exception())
+
+    console.print(t("run.stopping"))
+    scheduler.shutdown(wait=False)
+    for source in sources:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(source.stop(), timeout=10)
+    server.should_exit = True
+    await asyncio.wait(tasks, timeout=10)
+    for task in tasks:
+        task.cancel()
+    await runner.drain_and_stop()
+    topo.store.close()
+
+
+def _http_source(cfg: SocConfig) -> tuple[str, str | None]:
+    for name, spec in cfg.sources.items():
+        if isinstance(spec, HttpIngestSource):
+            return name, None if spec.format == "auto" else spec.format
+    return "http", None
+
+
+def _register_gauges(topo: Topology, runner: AsyncPipeline, sources: list[Source]) -> None:
+    gauges = topo.metrics.gauges
+    gauges["pipeline_queue_batches"] = lambda: runner.depth
+    for sink in topo.pipeline.sinks:
+        gauges[f"spool_{sink.name}_segments"] = sink.spool.pending_segments
+    for source in sources:
+        topo.metrics.sources[source.name] = source.stats
+    gauges["store_events"] = lambda: float(_store_stat(topo, "rows"))
+
+
+def _store_stat(topo: Topology, key: str) -> Any:
+    stats = getattr(topo.store, "stats", None)
+    return stats().get(key, 0) if callable(stats) else 0
+
+
+def _print_banner(cfg: SocConfig, console: Console, sources: list[Source], api_port: int,
+                  token: str | None) -> None:
+    console.rule(f"[bold green]{t('run.started')}")
+    console.print(t("run.api", host=cfg.api.host, port=api_port))
+    syslog_port = None
+    for source in sources:
+        if isinstance(source, SyslogUdpSource | SyslogTcpSource):
+            proto = "UDP" if isinstance(source, SyslogUdpSource) else ("TLS" if source.tls else "TCP")
+            console.print(t("run.syslog", proto=proto, host=source.host, port=source.bound_port))
+            syslog_port = source.bound_port
+        elif isinstance(source, FileTailSource | EvtxInboxSource):
+            console.print(t("run.files", patterns=", ".join(source.include)))
+    console.print(t("run.store", store=f"SQLite {cfg.store_path}"))
+    console.print(t("run.data_dir", path=cfg.data_dir))
+    if token:
+        console.print(f"[bold yellow]{t('run.admin_token', token=token)}[/bold yellow]", highlight=False)
+    else:
+        console.print(t("run.admin_token_exists"))
+    if syslog_port:
+        line = "<38>$(date '+%b %e %H:%M:%S') web01 sshd[4242]: Failed password for root from 203.0.113.7 port 50022 ssh2"
+        console.print(t("run.first_log", command=f'echo "{line}" | nc -u -w1 127.0.0.1 {syslog_port}'),
+                      highlight=False, soft_wrap=True)
+        console.print(f"  soc events search 'source.ip:203.0.113.7'", highlight=False)
+
+
+async def _status(console: Console, topo: Topology, runner: AsyncPipeline) -> None:
+    m = topo.metrics
+    dropped = m.total("dropped")
+    console.print(t("run.status", received=m.total("received"), parsed=m.total("parsed"),
+                    failed=m.total("parse_failures"), stored=m.total("stored"), spooled=m.total("spooled"),
+                    dropped=dropped, rate=m.rate(), queue=runner.depth), highlight=False)
+
+
+async def _retention(cfg: SocConfig, topo: Topology, runner: AsyncPipeline) -> None:
+    cutoff = datetime.now(UTC) - timedelta(days=cfg.store.retention_days)
+    removed = await runner.call(topo.store.delete_before, cutoff)
+    if removed:
+        log.info("retention: removed %d events older than %s", removed, cutoff.isoformat())
