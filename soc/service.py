@@ -29,9 +29,13 @@ from soc.config import (
     FileSource,
     HttpIngestSource,
     SocConfig,
-    SyslogTcpSource as SyslogTcpConfig,
-    SyslogUdpSource as SyslogUdpConfig,
     TlsConfig,
+)
+from soc.config import (
+    SyslogTcpSource as SyslogTcpConfig,
+)
+from soc.config import (
+    SyslogUdpSource as SyslogUdpConfig,
 )
 from soc.i18n import t
 from soc.pipeline.build import Topology, build_topology
@@ -94,7 +98,7 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
     runner.start()
     sources = build_sources(cfg)
     for source in sources:
-        await source.start()  # type: ignore[attr-defined]
+        await source.start()
     http_name, http_format = _http_source(cfg)
     state = AppState(cfg=cfg, store=topo.store, registry=topo.registry, metrics=topo.metrics,
                      submit=runner.submit, admin=AdminTokenVerifier(cfg.data_dir),
@@ -187,10 +191,11 @@ def _print_banner(cfg: SocConfig, console: Console, sources: list[Source], api_p
     else:
         console.print(t("run.admin_token_exists"))
     if syslog_port:
-        line = "<38>$(date '+%b %e %H:%M:%S') web01 sshd[4242]: Failed password for root from 203.0.113.7 port 50022 ssh2"
+        line = ("<38>$(date '+%b %e %H:%M:%S') web01 sshd[4242]: "
+                "Failed password for root from 203.0.113.7 port 50022 ssh2")
         console.print(t("run.first_log", command=f'echo "{line}" | nc -u -w1 127.0.0.1 {syslog_port}'),
                       highlight=False, soft_wrap=True)
-        console.print(f"  soc events search 'source.ip:203.0.113.7'", highlight=False)
+        console.print("  soc events search 'source.ip:203.0.113.7'", highlight=False)
 
 
 async def _status(console: Console, topo: Topology, runner: AsyncPipeline) -> None:

@@ -141,6 +141,10 @@ class SystemRegistry:
     _networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = field(default_factory=list)
     _ip_cache: dict[str, str | None] = field(default_factory=dict)
     _attributions: dict[str, Attribution] = field(default_factory=dict)
+    keyring_dir: Path | None = None
+    """Data directory whose issued keys this registry honours (re-read on change, so a
+    key issued by ``soc systems key`` works in a running service at once)."""
+    _keyring_mtime: float = -1.0
 
     # -- building -----------------------------------------------------------------
     def add(self, agencies: Iterable[Agency], systems: Iterable[System]) -> None:
@@ -187,7 +191,26 @@ class SystemRegistry:
     # -- lookups ------------------------------------------------------------------
     def system_for_key(self, key: str) -> str | None:
         # Looked up by digest: lookup timing reveals nothing about a stored key.
-        return self._by_key.get(hash_secret(key))
+        digest = hash_secret(key)
+        found = self._by_key.get(digest)
+        if found is None and self._refresh_keyring():
+            found = self._by_key.get(digest)
+        return found
+
+    def _refresh_keyring(self) -> bool:
+        if self.keyring_dir is None:
+            return False
+        try:
+            mtime = _keyring_path(self.keyring_dir).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if mtime == self._keyring_mtime:
+            return False
+        self._keyring_mtime = mtime
+        for digest, system_id in _read_keyring(self.keyring_dir).items():
+            if system_id in self.systems:
+                self._by_key[digest] = system_id
+        return True
 
     def system_for_ip(self, ip: str) -> str | None:
         if ip in self._ip_cache:
@@ -255,9 +278,8 @@ def load_registry(directory: Path, data_dir: Path | None = None) -> SystemRegist
     registry.add(agencies, systems)
     registry.check_references(str(directory))
     if data_dir is not None:
-        for digest, system_id in _read_keyring(data_dir).items():
-            if system_id in registry.systems:
-                registry.add_key(system_id, digest)
+        registry.keyring_dir = data_dir
+        registry._refresh_keyring()
     return registry
 
 

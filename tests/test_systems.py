@@ -86,3 +86,9 @@ def test_the_unassigned_id_is_reserved(tmp_path: Path) -> None:
                                         "systems: [{id: unassigned, name: S, agency: a, classification: 2}]\n")
     with pytest.raises(ConfigError):
         load_registry(directory)
+
+
+def test_a_key_issued_after_loading_is_honoured_at_once(tmp_path: Path) -> None:
+    registry = load_registry(SYSTEMS, tmp_path)
+    key = issue_ingest_key(tmp_path, "portal")
+    assert registry.system_for_key(key) == "portal"

@@ -69,6 +69,9 @@ class ParseContext:
     """Reference time (aware) for year inference; ``None`` means the current time."""
     json_mappings: dict[str, JsonMapping] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    declared: str | None = None
+    """The format the stream declares (``json:ioffice_audit``), ``None`` when it is
+    auto-detected; set by the dispatcher for every record."""
 
     def local_iso(self, naive: datetime) -> str:
         """ISO UTC string for a wall-clock time of the sending device."""
@@ -173,6 +176,9 @@ def known_formats() -> list[str]:
 
 def resolve_format(name: str) -> str:
     """Canonical parser name for a declared format or alias; ``auto`` stays."""
+    if ":" in name:
+        # ``json:<mapping>`` names a parser and one of its configurations.
+        return resolve_format(name.split(":", 1)[0])
     if name == "auto" or name in LINE_PARSERS or name in OBJECT_PARSERS:
         return name
     if name in FORMAT_ALIASES:

@@ -58,7 +58,9 @@ class Dispatcher:
     def parse(self, record: RawRecord, fmt: str | None, ctx: ParseContext) -> Event:
         try:
             if fmt and fmt != "auto":
+                ctx.declared = fmt
                 return self._declared(record, fmt, ctx)
+            ctx.declared = None
             return self._auto(record, ctx)
         except ParseError as exc:
             return failure_event(original_text(record), str(exc))

@@ -10,6 +10,7 @@ are not duplicated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import json
 import os
@@ -32,9 +33,6 @@ class EvtxInboxSource(Source):
         self._done: dict[str, list[float]] = self._load()
         self._sizes: dict[str, int] = {}
         self._stopping = asyncio.Event()
-
-    async def start(self) -> None:
-        """Nothing to bind; present so every source starts the same way."""
 
     def _load(self) -> dict[str, list[float]]:
         try:
@@ -80,15 +78,14 @@ class EvtxInboxSource(Source):
                     await self._read(name, submit)
                     self._done[name] = mark
                     await asyncio.to_thread(self._save)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
         finally:
             self.stats.active = 0
 
     async def _read(self, name: str, submit: Submit) -> None:
-        batches = iter_evtx_batches(name, batch_size=self.batch_size, source=self.name, system_id=self.system_id)
+        batches = iter_evtx_batches(name, batch_size=self.batch_size, source=self.name,
+                                    system_id=self.system_id)
         while True:
             batch = await asyncio.to_thread(next, batches, None)
             if batch is None:

@@ -72,8 +72,9 @@ def ingest(
     config: ConfigOpt = None,
 ) -> None:
     """Nạp tệp một lần qua toàn bộ pipeline / Push files once through the whole pipeline."""
-    from collectors.parsers import known_formats, resolve_format
     from collectors.sources.evtx import is_evtx_file, iter_evtx_batches
+
+    from collectors.parsers import known_formats, resolve_format
     from collectors.sources.file_tail import iter_file_batches
     from soc.pipeline.build import build_topology
     from soc.pipeline.core import BatchResult
@@ -129,11 +130,13 @@ def ingest(
 
 @events_app.command("search")
 def events_search(
-    query: Annotated[str, typer.Argument(help="Truy vấn / query, e.g. 'user.name:root AND event.outcome:failure'")] = "*",
+    query: Annotated[str, typer.Argument(help="Truy vấn / query, e.g. 'user.name:root AND event.outcome:failure'")
+                     ] = "*",
     since: Annotated[str | None, typer.Option(help="24h, 7d, 30m or ISO 8601")] = None,
     until: Annotated[str | None, typer.Option(help="ISO 8601 or relative")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Số sự kiện tối đa / max events")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Một tài liệu ECS mỗi dòng / one ECS document per line")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Mỗi dòng một tài liệu ECS / one ECS document per line")
+                       ] = False,
     count: Annotated[bool, typer.Option("--count", help="Chỉ in số lượng / print only the number")] = False,
     config: ConfigOpt = None,
 ) -> None:

@@ -25,7 +25,7 @@ class Sink(ABC):
     def write(self, events: Sequence[Event]) -> int:
         """Write durably; return how many events were new. Raise on failure."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most have nothing to release
         """Release resources."""
 
 

@@ -39,7 +39,7 @@ class Transform(ABC):
     def apply(self, events: list[Event], origin: Origin) -> list[Event]:
         """Transform a batch of events (may drop, add or change events)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most have nothing to release
         """Release resources (the detection engine flushes its state here)."""
 
 

@@ -36,8 +36,8 @@ def free_port() -> int:
 def write_config(directory: Path, *, api_port: int, syslog_port: int, inbox: Path | None = None) -> Path:
     """A configuration for a test service; the inventory is the shipped example."""
     sources = [
-        "  syslog_udp: {type: syslog_udp, host: 127.0.0.1, port: %d}" % syslog_port,
-        "  syslog_tcp: {type: syslog_tcp, host: 127.0.0.1, port: %d}" % syslog_port,
+        f"  syslog_udp: {{type: syslog_udp, host: 127.0.0.1, port: {syslog_port}}}",
+        f"  syslog_tcp: {{type: syslog_tcp, host: 127.0.0.1, port: {syslog_port}}}",
         "  http: {type: http_ingest}",
     ]
     if inbox is not None:

@@ -38,7 +38,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service,
 
 
 def test_tcp_syslog_lines_are_all_searchable(running: tuple[Service, int, Path], sshd_lines: list[str]) -> None:
-    service, port, config = running
+    _, port, config = running
     lines = sshd_lines[:300]
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall("".join(f"{line}\n" for line in lines).encode())
@@ -46,7 +46,7 @@ def test_tcp_syslog_lines_are_all_searchable(running: tuple[Service, int, Path],
 
 
 def test_udp_syslog_lines_are_all_searchable(running: tuple[Service, int, Path], sshd_lines: list[str]) -> None:
-    service, port, config = running
+    _, port, config = running
     lines = sshd_lines[300:600]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for i, line in enumerate(lines):

@@ -23,14 +23,18 @@ from soc.pipeline.core import BatchResult
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
+_NDJSON_EXAMPLE = (
+    '{"message": "login failed", "user": "a"}\n'
+    '"Dec 10 06:55:46 web01 sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2"\n'
+)
+
 
 @router.post(
     "/ingest",
     summary="Ingest events / Nạp sự kiện",
     responses={401: {"description": "Invalid ingest key"}, 413: {"description": "Body too large"}},
     openapi_extra={"requestBody": {"content": {
-        "application/x-ndjson": {"example": '{"message": "login failed", "user": "a"}\n'
-                                            '"Dec 10 06:55:46 web01 sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2"'},
+        "application/x-ndjson": {"example": _NDJSON_EXAMPLE},
         "application/json": {"example": [{"message": "login failed"}]},
     }}},
 )
