@@ -120,10 +120,7 @@ def unique_ids(n: int) -> list[str]:
 
 def iso_utc(dt: datetime) -> str:
     """``2024-05-01T10:00:00.123Z`` for an aware datetime (naive means UTC)."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    else:
-        dt = dt.astimezone(UTC)
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

@@ -353,11 +353,12 @@ def _ecs_fields(parts: dict[str, str]) -> dict[str, Any]:
     proto = (g("proto") or "").lower()
     transport = _TRANSPORTS.get(proto, proto) or None
     user = g("user") or g("s_user") or g("d_user")
+    server = g("server")
     fields.update(
         {
             "network.transport": transport,
             "network.iana_number": _IANA.get(transport or "", proto if proto.isdigit() else None),
-            "network.direction": {"inbound": "inbound", "outbound": "outbound"}.get(g("dir") or ""),
+            "network.direction": g("dir"),
             "network.bytes": int(parts["bytes"]) if "bytes" in parts else None,
             "event.duration": _duration_ns(g("dur")),
             "event.reason": g("reason"),
@@ -367,25 +368,11 @@ def _ecs_fields(parts: dict[str, str]) -> dict[str, Any]:
             "group.name": g("group"),
             "rule.name": g("acl") or g("signature") or g("object"),
             "rule.id": g("sig"),
-            "server.ip": g("server") if g("server") and is_ip(g("server") or "") else None,
+            "server.ip": server if server and is_ip(server) else None,
             "url.original": g("url"),
-            "cisco.asa.source_interface": g("s_if"),
-            "cisco.asa.destination_interface": g("d_if"),
-            "cisco.asa.connection_id": g("cid"),
-            "cisco.asa.rule_name": g("acl"),
-            "cisco.asa.icmp_type": g("icmp_type"),
-            "cisco.asa.icmp_code": g("icmp_code"),
-            "cisco.asa.command_line": g("cmd"),
-            "cisco.asa.assigned_ip": g("assigned"),
-            "cisco.asa.hit_count": g("hits"),
-            "cisco.asa.threat_level": g("rate") and f"rate-{g('rate')}",
-            "cisco.asa.burst_rate": g("burst"),
-            "cisco.asa.average_rate": g("average"),
-            "cisco.asa.cumulative_total_count": g("total"),
-            "cisco.asa.privilege.old": g("from"),
-            "cisco.asa.privilege.new": g("to"),
         }
     )
+    fields.update(_vendor_fields(parts))
     if g("xmt") or g("rcv"):
         sent, received = int(g("xmt") or 0), int(g("rcv") or 0)
         fields.update({"destination.bytes": sent, "source.bytes": received, "network.bytes": sent + received})
@@ -393,6 +380,28 @@ def _ecs_fields(parts: dict[str, str]) -> dict[str, Any]:
     fields["related.ip"] = list(dict.fromkeys(related)) or None
     fields["related.user"] = [user] if user else None
     return fields
+
+
+def _vendor_fields(parts: dict[str, str]) -> dict[str, Any]:
+    """``cisco.asa.*``: what ECS has no field for, named as Elastic's integration does."""
+    g = parts.get
+    return {
+        "cisco.asa.source_interface": g("s_if"),
+        "cisco.asa.destination_interface": g("d_if"),
+        "cisco.asa.connection_id": g("cid"),
+        "cisco.asa.rule_name": g("acl"),
+        "cisco.asa.icmp_type": g("icmp_type"),
+        "cisco.asa.icmp_code": g("icmp_code"),
+        "cisco.asa.command_line": g("cmd"),
+        "cisco.asa.assigned_ip": g("assigned"),
+        "cisco.asa.hit_count": g("hits"),
+        "cisco.asa.threat_level": f"rate-{parts['rate']}" if "rate" in parts else None,
+        "cisco.asa.burst_rate": g("burst"),
+        "cisco.asa.average_rate": g("average"),
+        "cisco.asa.cumulative_total_count": g("total"),
+        "cisco.asa.privilege.old": g("from"),
+        "cisco.asa.privilege.new": g("to"),
+    }
 
 
 def _meaning(msg_id: str, parts: dict[str, str]) -> _Meaning | None:

@@ -118,11 +118,11 @@ def _user(event: Event, name: str | None, effective: str | None = None) -> None:
     add_related(event, users=(name, effective))
 
 
+_RE_KV = re.compile(r"(\w+)=(\S*)")
+
+
 def _kv(text: str) -> dict[str, str]:
     return dict(_RE_KV.findall(text))
-
-
-_RE_KV = re.compile(r"(\w+)=(\S*)")
 
 
 # --- PAM --------------------------------------------------------------------------
@@ -553,7 +553,7 @@ def _sshd_body(msg: str, event: Event) -> None:
         set_source(event, m.group(1))
 
 
-@register_program("sshd", "sshd-session", "sshd-auth", "dropbear")
+@register_program("sshd", "sshd-session", "sshd-auth")
 def parse_sshd(program: str, message: str, event: Event, ctx: ParseContext) -> bool:
     """Every sshd message: logins, failures, disconnects, scans, PAM lines."""
     if "(pam_" in program:

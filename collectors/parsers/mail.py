@@ -246,10 +246,12 @@ def _postfix_body(program: str, body: str, event: Event, ev: dict[str, Any], pf:
 
 
 def _postfix_other(body: str, event: Event, ev: dict[str, Any]) -> None:
+    ev["category"] = ["email"]
+    ev["type"] = ["info"]
     level, sep, _rest = body.partition(": ")
     if sep and level in ("warning", "error", "fatal", "panic"):
         event.setdefault("log", {})["level"] = level
-    _classify(ev, ["email"], ["info"], level if sep and level.isalpha() else "info")
+        ev["action"] = level
     unresolved = _RE_UNRESOLVED.match(body)
     if unresolved is not None:
         _client(event, unresolved.group(1), unresolved.group(2))

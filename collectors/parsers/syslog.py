@@ -67,7 +67,7 @@ _RE_ISO_TS = re.compile(
     r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d)?:? +"
 )
 # loghub Thunderbird: alert label, epoch seconds, date, node, then a 3164 line.
-_RE_LOGHUB_PREFIX = re.compile(r"\S+ (\d{9,10}) (\d{4})\.\d\d\.\d\d (\S+) (?=[A-Za-z]{3} +\d)")
+_RE_LOGHUB_PREFIX = re.compile(r"\S+ (\d{9,10}) \d{4}\.\d\d\.\d\d (\S+) (?=[A-Za-z]{3} +\d)")
 # Host then tag, or a tag alone. A tag may carry a version (``syslogd 1.4.1``) or
 # the ``-- `` of old login(1) lines; ``%`` starts a Cisco mnemonic, never a tag.
 _RE_HOST_TAG = re.compile(
@@ -109,15 +109,17 @@ def _year_below(month: int, day: int, clock: tuple[int, int, int],
     return year
 
 
+def _limit(now: datetime | None, tz: tzinfo) -> tuple[int, int, int, int, int, int]:
+    if now is None:
+        return _limit_for_second(int(time.time()), tz)
+    return _limit_tuple(now if now.tzinfo else now.replace(tzinfo=UTC), tz)
+
+
 def infer_year(month: int, day: int, hour: int, minute: int, second: int,
                now: datetime | None, tz: tzinfo) -> int:
     """The most recent year in which this wall-clock time (in ``tz``) is not more
     than one day after ``now`` (the current time when ``None``)."""
-    if now is None:
-        limit = _limit_for_second(int(time.time()), tz)
-    else:
-        limit = _limit_tuple(now if now.tzinfo else now.replace(tzinfo=UTC), tz)
-    return _year_below(month, day, (hour, minute, second), limit)
+    return _year_below(month, day, (hour, minute, second), _limit(now, tz))
 
 
 @lru_cache(maxsize=8192)
@@ -215,31 +217,21 @@ def _header_5424(m: re.Match[str], line: str, event: Event, syslog: dict[str, An
     return rest
 
 
-def _timestamp_3164(m: re.Match[str], ctx: ParseContext, year: int | None) -> str | None:
-    limit = None
-    if year is None:
-        now = ctx.now
-        if now is None:
-            limit = _limit_for_second(int(time.time()), ctx.tz)
-        else:
-            limit = _limit_tuple(now if now.tzinfo else now.replace(tzinfo=UTC), ctx.tz)
-    return _stamp_3164(m.groups(), year, limit, ctx.tz)
+def _timestamp_3164(m: re.Match[str], ctx: ParseContext) -> str | None:
+    return _stamp_3164(m.groups(), _limit(ctx.now, ctx.tz), ctx.tz)
 
 
 @lru_cache(maxsize=8192)
-def _stamp_3164(groups: tuple[str | None, ...], year: int | None,
-                limit: tuple[int, int, int, int, int, int] | None, tz: tzinfo) -> str | None:
+def _stamp_3164(groups: tuple[str | None, ...], limit: tuple[int, int, int, int, int, int],
+                tz: tzinfo) -> str | None:
+    """UTC stamp for the groups of ``_RE_3164_TS``; ``None`` for an impossible date."""
     year_a, mon, day_s, year_b, hh, mm, ss, frac = groups
     month = _MONTHS.get(mon or "")
     if month is None or day_s is None or hh is None or mm is None or ss is None:
         return None
     day, hour, minute, second = int(day_s), int(hh), int(mm), int(ss)
-    if year is None and (year_a or year_b):
-        year = int(year_a or year_b or 0)
-    if year is None:
-        if limit is None:
-            return None
-        year = _year_below(month, day, (hour, minute, second), limit)
+    explicit = year_a or year_b
+    year = int(explicit) if explicit else _year_below(month, day, (hour, minute, second), limit)
     return _wall_iso(year, month, day, hour, minute, second, _micro(frac), tz)
 
 
@@ -285,7 +277,7 @@ def _leading_timestamp(line: str, pos: int, ctx: ParseContext) -> tuple[str | No
             return stamp, iso.end(), line[pos + 10] == " "
     ts = _RE_3164_TS.match(line, pos)
     if ts is not None:
-        return _timestamp_3164(ts, ctx, None), ts.end(), False
+        return _timestamp_3164(ts, ctx), ts.end(), False
     return None
 
 
@@ -301,7 +293,7 @@ def _loghub_header(line: str, event: Event, syslog: dict[str, Any],
     message = _host_and_tag(rest, _RE_HOST_TAG.match(rest), event, syslog)
     # The collector's epoch is exact; the node's wall clock has no zone.
     event["@timestamp"] = iso_from_epoch(int(prefix.group(1)))
-    event["host"] = {"hostname": prefix.group(3)}
+    event["host"] = {"hostname": prefix.group(2)}
     return event, _clean_message(message)
 
 

@@ -10,10 +10,10 @@ tolerant path instead of costing the fast one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from ipaddress import ip_address
-from collections.abc import Callable
 from typing import Any
 
 from collectors.event import Event, iso_utc

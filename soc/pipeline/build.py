@@ -42,7 +42,6 @@ def build_topology(cfg: SocConfig, *, metrics: Metrics | None = None,
     registry = registry or load_registry(cfg.systems_dir, cfg.data_dir)
     metrics = metrics or Metrics()
     mappings = load_mappings(cfg)
-    stage_ctx_base = {"registry": registry, "tz": cfg.tz, "json_mappings": mappings}
     transforms: list[Transform] = []
     for i, spec in enumerate(cfg.transforms[1:], start=1):
         factory = TRANSFORMS.get(spec.type)
@@ -50,13 +49,13 @@ def build_topology(cfg: SocConfig, *, metrics: Metrics | None = None,
             where = cfg.config_path or Path("config/soc.yaml")
             raise ConfigError(where, f"transforms.{i}.type", f"unknown transform {spec.type!r}",
                               f"dùng một trong / use one of: {', '.join(sorted(TRANSFORMS))}")
-        transforms.append(factory(StageContext(options=spec.options, **stage_ctx_base)))
+        transforms.append(factory(StageContext(registry, cfg.tz, mappings, spec.options)))
     store = open_store(cfg)
     sinks: list[SpoolingSink] = []
-    for name, spec in cfg.sinks.items():
+    for name, sink_spec in cfg.sinks.items():
         sink: Sink
-        if isinstance(spec, FileSinkConfig):
-            path = spec.path if spec.path.is_absolute() else cfg.data_dir / spec.path
+        if isinstance(sink_spec, FileSinkConfig):
+            path = sink_spec.path if sink_spec.path.is_absolute() else cfg.data_dir / sink_spec.path
             sink = FileSink(name, path)
         else:
             sink = StoreSink(name, store)

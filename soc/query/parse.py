@@ -7,8 +7,10 @@ ranges too), implicit AND between terms (as in KQL), ``-term`` ``+term``,
 parentheses, ``field:(a OR b)``, ``_exists_:field`` and ``field:*``, ranges
 ``[a TO b]`` ``{a TO b}`` with ``*`` for an open end, ``field:>=v`` ``>`` ``<``
 ``<=``, CIDR on IP fields (``source.ip:10.0.0.0/8``, also quoted, and
-``source.ip:10.0.*`` for whole octets). Boosts (``^2``) are ignored; fuzzy (``~``),
-proximity and regular expressions are rejected. Every error is a
+``source.ip:10.0.*`` for whole octets), and ``/`` inside values
+(``url.path:/wp-login.php``: only a whole ``/…/`` value is a regular expression).
+Boosts (``^2``) are ignored; fuzzy (``~``), proximity and regular expressions are
+rejected. Every error is a
 :class:`~soc.store.base.QueryError` with an English and a Vietnamese message.
 
 Values are validated against the field's type here (a number for a numeric field,
@@ -40,8 +42,9 @@ _UNESCAPED_WILDCARD = re.compile(r"(?<!\\)(?:\\\\)*[*?]")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _POSITION = re.compile(r"position (\d+)")
 _IP_OCTET_WILDCARD = re.compile(r"^((?:\d{1,3}\.){1,3})\*$")
-# A word whose value (after an optional ``field:``) is ``/…/``, maybe boosted.
-_REGEX_VALUE = re.compile(r"^[+-]?(?:[^:/\\]+:)?/.*/(?:\^[\d.]*)?$")
+_FIELD_PREFIX = re.compile(r'[+-]?[^\s:/\\()\[\]{}"]+:')
+_REGEX_SPAN = re.compile(r"/(?:[^\\/]|\\.)*/")
+_OFFSET_COLON = re.compile(r"T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?[+-]\d{2}(:)\d{2}")
 
 
 def parse_query(text: str) -> Node:
@@ -101,6 +104,7 @@ def _prepare(text: str) -> tuple[str, list[int]]:
       are upper-cased; a word right after ``:`` is a value and stays as it is.
     * ``/`` is escaped unless the value is a whole ``/regex/``: Lucene would start
       a regular expression at ``url.path:/wp-login.php`` or ``/etc/passwd``.
+    * The colon of a time-zone offset (``2024-05-01T10:00:00+07:00``) is escaped.
 
     Phrases and escaped characters are left alone.
     """
@@ -126,14 +130,17 @@ def _prepare(text: str) -> tuple[str, list[int]]:
                 in_range = False
             prev = prev if ch.isspace() else ch
             i += 1
+        elif regex := _regex_at(text, i):
+            i = regex
+            prev = "/"
         else:
             while i < n and not text[i].isspace() and text[i] not in _DELIMITERS:
                 i += 2 if text[i] == "\\" else 1
             word = text[start:i]
             if prev != ":" and (word.lower() in _OPERATORS or (in_range and word.lower() == "to")):
                 word = word.upper()
-            elif "/" in word and not _REGEX_VALUE.match(word):
-                word = _escape_slashes(word, size, inserted)
+            elif "/" in word or ":" in word:
+                word = _escape_literals(word, size, inserted)
             prev = text[i - 1]
             out.append(word)
             size += len(word)
@@ -143,18 +150,36 @@ def _prepare(text: str) -> tuple[str, list[int]]:
     return "".join(out), inserted
 
 
-def _escape_slashes(word: str, offset: int, inserted: list[int]) -> str:
+def _regex_at(text: str, i: int) -> int:
+    """End of a ``[field:]/regex/`` starting at ``i`` (as luqum would lex it), or 0."""
+    prefix = _FIELD_PREFIX.match(text, i)
+    start = prefix.end() if prefix else i
+    found = _REGEX_SPAN.match(text, start)
+    if found is None:
+        return 0
+    end = found.end()
+    return end if end == len(text) or text[end].isspace() or text[end] in ")^" else 0
+
+
+def _escape_literals(word: str, offset: int, inserted: list[int]) -> str:
+    """Escape every ``/`` and the colon of a time-zone offset (``T10:00:00+07:00``),
+    which luqum would otherwise read as a regex start and a field separator."""
+    targets = {m.start(1) for m in _OFFSET_COLON.finditer(word)}
     pieces: list[str] = []
+    size = 0
     i = 0
     while i < len(word):
         if word[i] == "\\":
             pieces.append(word[i:i + 2])
+            size += len(pieces[-1])
             i += 2
             continue
-        if word[i] == "/":
-            inserted.append(offset + sum(len(p) for p in pieces))
+        if word[i] == "/" or i in targets:
+            inserted.append(offset + size)
             pieces.append("\\")
+            size += 1
         pieces.append(word[i])
+        size += 1
         i += 1
     return "".join(pieces)
 
@@ -177,7 +202,9 @@ def _convert(item: Any, field: str | None) -> Node:
     if isinstance(item, tree.Proximity):
         raise _unsupported("proximity search (\"…\"~N)", "tìm kiếm lân cận (\"…\"~N)")
     if isinstance(item, tree.Regex):
-        raise _unsupported("regular expressions (/…/)", "biểu thức chính quy (/…/)")
+        raise _unsupported('regular expressions (/…/); to search a path, quote it: url.path:"/admin/"',
+                           'biểu thức chính quy (/…/); để tìm đường dẫn, hãy đặt trong dấu nháy: '
+                           'url.path:"/admin/"')
     if isinstance(item, tree.Range):
         return _range(_need_field(field), _bound(item.low), _bound(item.high),
                       item.include_low, item.include_high)

@@ -167,7 +167,7 @@ def _node(node: Node) -> Sql:
         sql, params = _node(node.item)
         return f"(NOT {sql})", params
     if isinstance(node, Exists):
-        return _any_value(node.field, "type <> 'null'", [])
+        return _any_value(node.field, "type <> 'null'", [], leaves=False)
     if isinstance(node, Cidr):
         return _cidr(node.field, node.network)
     if isinstance(node, Range):
@@ -175,12 +175,20 @@ def _node(node: Node) -> Sql:
     return _term(node)
 
 
-def _any_value(field: str, pred: str, params: list[Any], doc_hint: str | None = None) -> Sql:
-    """``pred`` (over the json_each columns ``value`` and ``type``) holds for some value of ``field``."""
+def _any_value(field: str, pred: str, params: list[Any], doc_hint: str | None = None,
+               leaves: bool = True) -> Sql:
+    """``pred`` (over the json_each columns ``value`` and ``type``) holds for some
+    value of ``field``: the scalar itself or an array element, or with ``leaves``
+    off (Exists) also a member of an object. Flattened fields look at every leaf
+    beneath them."""
     if field_type(field) == "flattened":
         source, pred = "json_tree(doc, ?)", f"type NOT IN ('object', 'array') AND {pred}"
     else:
         source = "json_each(doc, ?)"
+        if leaves:
+            # Not the JSON text of a nested object, nor the members of an object
+            # field: ``user:admin`` must not match ``{"user": {"name": "admin"}}``.
+            pred = f"type NOT IN ('object', 'array') AND typeof(key) <> 'text' AND {pred}"
     sql = f"EXISTS (SELECT 1 FROM {source} WHERE {pred})"
     if doc_hint is None:
         doc_hint = _key_hint(field)

@@ -136,7 +136,7 @@ class SqliteEventStore(EventStore):
         conn.execute("PRAGMA mmap_size = 268435456")
         register_functions(conn)
         # Long analyst queries give up instead of holding the reader forever.
-        conn.set_progress_handler(self._past_deadline, 100_000)
+        conn.set_progress_handler(self._past_deadline, 10_000)
         return conn
 
     def _past_deadline(self) -> int:
