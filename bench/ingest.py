@@ -34,7 +34,8 @@ FORMATS: dict[str, tuple[str, list[str]]] = {
     "sshd_syslog": ("syslog", ["logs/loghub/OpenSSH/OpenSSH_2k.log.part1"]),
     "nginx": ("nginx", ["web/elastic-examples/apache_logs.part1"]),
     "fortigate": ("fortigate", ["firewall/elastic/test-fortinet.odd-lines.log"]),
-    "windows_json": ("windows", [str(p.relative_to(DATASETS)) for p in sorted((DATASETS / "evtx").rglob("*.jsonl"))]),
+    "windows_json": ("windows", [str(p.relative_to(DATASETS)) for p in sorted((DATASETS / "evtx").rglob("*.jsonl"))
+                                 if p.name != "index.jsonl"]),
 }
 
 

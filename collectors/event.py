@@ -14,6 +14,7 @@ import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import count
+from collections.abc import Callable
 from typing import Any
 
 Event = dict[str, Any]
@@ -91,18 +92,37 @@ def add_tag(doc: Event, tag: str) -> None:
 
 # --- event ids --------------------------------------------------------------------
 
+def _feed(h: Any, part: str | bytes | int) -> None:
+    if isinstance(part, int):
+        part = str(part)
+    if isinstance(part, str):
+        part = part.encode("utf-8", "surrogatepass")
+    h.update(len(part).to_bytes(4, "little"))
+    h.update(part)
+
+
 def stable_id(*parts: str | bytes | int) -> str:
     """A deterministic 32-hex-digit id: the same inputs give the same id, so a
     redelivered record overwrites itself instead of duplicating."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
-        if isinstance(part, int):
-            part = str(part)
-        if isinstance(part, str):
-            part = part.encode("utf-8", "surrogatepass")
-        h.update(len(part).to_bytes(4, "little"))
-        h.update(part)
+        _feed(h, part)
     return h.hexdigest()
+
+
+def stable_id_factory(*prefix: str | bytes | int) -> Callable[[str | bytes | int], str]:
+    """``make(last) == stable_id(*prefix, last)``, hashing the common prefix once
+    (ids of every line of a file share the file's identity)."""
+    base = hashlib.blake2b(digest_size=16)
+    for part in prefix:
+        _feed(base, part)
+
+    def make(last: str | bytes | int) -> str:
+        h = base.copy()
+        _feed(h, last)
+        return h.hexdigest()
+
+    return make
 
 
 _run_prefix = os.urandom(6).hex()

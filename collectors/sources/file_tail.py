@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collectors.batch import Batch, Origin, RawRecord
-from collectors.event import stable_id
+from collectors.event import stable_id, stable_id_factory
 from collectors.sources.base import Source, SourceStats, Submit, decode_text, utf8_boundary
 
 log = logging.getLogger(__name__)
@@ -615,6 +615,7 @@ def iter_file_batches(
         origin = Origin(source=source, kind="file", path=resolved, format=format, system_id=system_id)
         return Batch(origin=origin, records=records, ids=ids, offsets=offsets)
 
+    make_id = stable_id_factory("file", resolved)
     splitter = LineSplitter(0, MAX_LINE_BYTES)
     with _open_any(Path(path)) as f:
         while True:
@@ -624,7 +625,7 @@ def iter_file_batches(
                 if not raw:
                     continue
                 records.append(decode_text(raw))
-                ids.append(stable_id("file", resolved, start))
+                ids.append(make_id(start))
                 offsets.append(end)
                 if len(records) >= batch_size:
                     yield batch()

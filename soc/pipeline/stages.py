@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from collectors.batch import Batch, Origin
-from collectors.event import PARSE_FAILURE_TAG, Event, get_field, iso_from_epoch, unique_ids
+from collectors.event import PARSE_FAILURE_TAG, Event, iso_from_epoch, unique_ids
 from collectors.parsers import Dispatcher, JsonMapping, ParseContext
 from collectors.parsers.dispatch import original_text
 from soc.systems import SystemRegistry
@@ -127,7 +127,19 @@ def _origin_fields(origin: Origin) -> dict[str, dict[str, Any]]:
     return out
 
 
-_HOST_FIELDS = ("host.hostname", "host.name", "observer.name", "observer.hostname", "log.syslog.hostname")
+def _host_names(event: Event) -> Iterator[str]:
+    """Host names a log carries about its sender, most specific first. Written out
+    rather than looked up by dotted path: this runs for every unattributed event."""
+    for obj_name, keys in (("host", ("hostname", "name")), ("observer", ("name", "hostname"))):
+        obj = event.get(obj_name)
+        if isinstance(obj, dict):
+            for key in keys:
+                value = obj.get(key)
+                if isinstance(value, str) and value:
+                    yield value
+    syslog = (event.get("log") or {}).get("syslog")
+    if isinstance(syslog, dict) and isinstance(syslog.get("hostname"), str):
+        yield syslog["hostname"]
 
 
 class EnrichStage(Transform):
@@ -152,14 +164,15 @@ class EnrichStage(Transform):
             for event in events:
                 event["gov"] = gov
             return events
+        by_host: dict[str, str | None] = {}
         for event in events:
             found: str | None = None
-            for path in _HOST_FIELDS:
-                host = get_field(event, path)
-                if isinstance(host, str) and host:
-                    found = reg.system_for_host(host)
-                    if found:
-                        break
+            for host in _host_names(event):
+                if host not in by_host:
+                    by_host[host] = reg.system_for_host(host)
+                found = by_host[host]
+                if found:
+                    break
             event["gov"] = reg.attribution(found).fields
         return events
 

@@ -301,42 +301,51 @@ def _second_ms(prefix: str) -> int:
 
 
 def _iso_ms(value: Any) -> int | None:
-    """Epoch ms of an ISO timestamp; the canonical ``…T10:00:00.123Z`` form costs a
-    cache lookup, anything else goes through :func:`parse_iso`."""
+    """Epoch ms of any ISO 8601 timestamp, None if it is not one."""
     if not isinstance(value, str):
         return None
     try:
-        if len(value) == 24 and value[19] == "." and value[23] == "Z":
-            return _second_ms(value[:19]) + int(value[20:23])
         return _datetime_ms(parse_iso(value))
     except ValueError:
         return None
 
 
-def _dumps(event: Event) -> bytes:
-    try:
-        return orjson.dumps(event, default=str)
-    except TypeError:
-        # orjson refuses integers beyond 64 bits; the stdlib writes them.
-        return json.dumps(event, default=str, ensure_ascii=False).encode()
+def _dumps_wide(event: Event) -> bytes:
+    # orjson refuses integers beyond 64 bits; the stdlib writes them.
+    return json.dumps(event, default=str, ensure_ascii=False).encode()
 
 
 def _rows(events: Sequence[Event]) -> list[tuple[str, int, bytes]]:
+    """``(id, ts, doc)`` per event. This loop is most of write()'s Python cost, so
+    the common case (an ``event.id``, a canonical ``@timestamp``) is kept inline."""
     now_ms = int(time.time() * 1000)
+    dumps = orjson.dumps
     rows = []
     for event in events:
         ev = event.get("event")
-        event_id = ev.get("id") if isinstance(ev, dict) else None
+        event_id = ev.get("id") if type(ev) is dict else None
         if not event_id:
             event_id = get_field(event, "event.id")
             if not event_id:
                 # Written into the event so the stored document names its own key.
                 event_id = unique_ids(1)[0]
                 set_field(event, "event.id", event_id)
-        ts = _iso_ms(event.get("@timestamp"))
+        stamp = event.get("@timestamp")
+        ts: int | None
+        if type(stamp) is str and len(stamp) == 24 and stamp[23] == "Z" and stamp[19] == ".":
+            try:
+                ts = _second_ms(stamp[:19]) + int(stamp[20:23])
+            except ValueError:
+                ts = _iso_ms(stamp)
+        else:
+            ts = _iso_ms(stamp)
         if ts is None:
             ts = _iso_ms(get_field(event, "event.ingested"))
             if ts is None:
                 ts = now_ms
-        rows.append((str(event_id), ts, _dumps(event)))
+        try:
+            doc = dumps(event, default=str)
+        except TypeError:
+            doc = _dumps_wide(event)
+        rows.append((event_id if type(event_id) is str else str(event_id), ts, doc))
     return rows

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar
@@ -519,15 +518,3 @@ def test_wazuh_generic_lines_keep_host_and_program(ctx: ParseContext) -> None:
     assert event["host"]["hostname"] == "localhost"
     assert event["process"] == {"name": "NetworkManager", "pid": 1366}
     assert event["message"].startswith("<warn> (enp1s0) firewall zone remove failed")
-
-
-@pytest.mark.slow
-def test_syslog_parser_throughput_on_openssh(ctx: ParseContext) -> None:
-    lines = loghub_lines("OpenSSH") * 10
-    parser = LINE_PARSERS["syslog"]
-    start = time.perf_counter()
-    for line in lines:
-        parser.parse(line, ctx)
-    rate = len(lines) / (time.perf_counter() - start)
-    # Measured ~120,000 lines/s; the bound leaves room for a loaded machine.
-    assert rate > 20_000
