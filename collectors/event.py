@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import count
-from collections.abc import Callable
 from typing import Any
 
 Event = dict[str, Any]
 
 PARSE_FAILURE_TAG = "_parse_failure"
+NO_TIMESTAMP_TAG = "_no_timestamp"
+"""The record carried no time of its own: ``@timestamp`` is when the SOC received
+it. Such events cannot be deduplicated by time and id, only by id."""
 UNASSIGNED_SYSTEM = "unassigned"
 
 _MISSING = object()

@@ -73,7 +73,7 @@ def test_ingest_counts_unparseable_lines_and_keeps_them(tmp_path: Path) -> None:
     junk.write_text("@@@ not a log @@@\n" + SSHD.read_text().splitlines()[0] + "\n")
     _, out = soc("ingest", str(junk))
     assert _summary(out) == [2, 1, 1, 2]
-    code, out = soc("events", "search", "tags:_parse_failure", "--json")
+    _code, out = soc("events", "search", "tags:_parse_failure", "--json")
     assert orjson.loads(out.splitlines()[0])["event"]["original"] == "@@@ not a log @@@"
 
 

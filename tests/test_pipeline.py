@@ -119,3 +119,11 @@ def test_spool_survives_a_restart(tmp_path: Path) -> None:
     restarted = _pipeline(tmp_path, sink)
     assert restarted.replay_spools() == 1
     assert len(sink.events) == 1
+
+
+def test_redelivered_unparseable_line_is_stored_once(topo) -> None:  # type: ignore[no-untyped-def]
+    first = Batch(Origin("t", "file", received=1_700_000_000.0), ["@@@ junk"], ids=["junk-1"])
+    later = Batch(Origin("t", "file", received=1_700_000_900.0), ["@@@ junk"], ids=["junk-1"])
+    assert topo.pipeline.process(first).stored == 1
+    assert topo.pipeline.process(later).stored == 0
+    assert topo.store.search("tags:_no_timestamp", TimeRange())[0]["event"]["original"] == "@@@ junk"

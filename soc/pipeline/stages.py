@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collectors.batch import Batch, Origin
-from collectors.event import PARSE_FAILURE_TAG, Event, iso_from_epoch, unique_ids
+from collectors.event import NO_TIMESTAMP_TAG, PARSE_FAILURE_TAG, Event, iso_from_epoch, unique_ids
 from collectors.parsers import Dispatcher, JsonMapping, ParseContext
 from collectors.parsers.dispatch import original_text
 from soc.systems import SystemRegistry
@@ -106,6 +106,11 @@ class ParseStage:
             meta.setdefault("kind", "event")
             if "@timestamp" not in event:
                 event["@timestamp"] = received
+                tags = event.get("tags")
+                if tags is None:
+                    event["tags"] = [NO_TIMESTAMP_TAG]
+                elif NO_TIMESTAMP_TAG not in tags:
+                    tags.append(NO_TIMESTAMP_TAG)
             if extra:
                 for key, value in extra.items():
                     event.setdefault(key, {}).update(value)

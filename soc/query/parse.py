@@ -36,7 +36,7 @@ from soc.store.base import QueryError
 
 MAX_QUERY_CHARS = 20_000
 
-_OPERATORS = {"and": "AND", "or": "OR", "not": "NOT"}
+_OPERATORS = frozenset(("and", "or", "not"))
 _DELIMITERS = frozenset('()[]{}"')
 _UNESCAPED_WILDCARD = re.compile(r"(?<!\\)(?:\\\\)*[*?]")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -59,9 +59,13 @@ def parse_query(text: str) -> Node:
     prepared, inserted = _prepare(text)
     try:
         parsed = _luqum_parse(prepared)
-        return _simplify(_convert(parsed, None))
     except ParseError as exc:
         raise _syntax_error(str(exc), text, inserted) from None
+    except Exception as exc:  # luqum fails in other ways too, e.g. Decimal("1.2.3") for ^1.2.3
+        raise query_error(f"Invalid query syntax ({type(exc).__name__})",
+                          f"Lỗi cú pháp truy vấn ({type(exc).__name__})") from None
+    try:
+        return _simplify(_convert(parsed, None))
     except RecursionError:
         raise query_error("Query is nested too deeply", "Truy vấn lồng nhau quá sâu") from None
 
@@ -136,6 +140,7 @@ def _prepare(text: str) -> tuple[str, list[int]]:
         else:
             while i < n and not text[i].isspace() and text[i] not in _DELIMITERS:
                 i += 2 if text[i] == "\\" else 1
+            i = min(i, n)  # a trailing lone backslash
             word = text[start:i]
             if prev != ":" and (word.lower() in _OPERATORS or (in_range and word.lower() == "to")):
                 word = word.upper()
@@ -298,7 +303,7 @@ def _value(field: str | None, value: str, kind: TermKind) -> Node:
 
 def _ip_value(field: str, value: str, kind: TermKind) -> Node:
     if kind == "wildcard":
-        octets = _IP_OCTET_WILDCARD.match(value)
+        octets = _IP_OCTET_WILDCARD.fullmatch(value)
         if octets:
             prefix = octets.group(1).rstrip(".").split(".")
             padded = ".".join(prefix + ["0"] * (4 - len(prefix)))

@@ -11,7 +11,8 @@ Semantics (the Elasticsearch translator follows the same ones):
   authentication`` finds ``["authentication", "iam"]``. Every leaf is written as
   ``EXISTS (SELECT 1 FROM json_each(doc, ?) WHERE …)``, which yields the one value
   of a scalar and each element of an array, so there is one code path. Flattened
-  fields (``winlog.event_data``, ``labels`` …) match any leaf value beneath them.
+  fields (``winlog.event_data``, ``labels`` …) match any leaf value beneath them;
+  any other object field matches nothing (``user:admin`` is not ``user.name``).
   Fields are addressed by their nested path; arrays of objects are not traversed.
 * **Strings** (keyword and unlisted fields): whole-value match, case-insensitive;
   ``*`` and ``?`` are wildcards. A number or boolean stored in a keyword field
@@ -23,21 +24,23 @@ Semantics (the Elasticsearch translator follows the same ones):
   path). A value with other letters (Vietnamese ``Đăng nhập``) is compared after
   ``soc_fold`` (NFC + ``str.lower``) on both sides, behind a LIKE pre-filter made of
   the value's ASCII runs so the Python function only sees candidate rows.
-* **Numbers** (``long``/``double`` fields) compare numerically; ranges on other
-  fields compare numerically when every bound is a number, else as strings
-  (binary order, case-sensitive, as Elasticsearch keyword ranges).
+* **Numbers** (``long``/``double`` fields) compare numerically (the parser rejects
+  anything that is not a number); ranges on other fields compare numerically when
+  every bound is a number (numeric text included), else as strings (binary order,
+  case-sensitive, as Elasticsearch keyword ranges).
 * **IP fields**: a plain address is an exact match, a network is ``soc_in_cidr``,
   a range compares addresses in one 128-bit space with IPv4 at ``::ffff:0:0/96``
-  (IPv4-mapped IPv6 addresses equal their IPv4 form).
+  (IPv4-mapped IPv6 addresses equal their IPv4 form; ``0.0.0.0/0`` is all of
+  IPv4 and no IPv6). Text that is not an address never matches.
 * **Time.** ``@timestamp`` conditions use the indexed ``ts`` column (epoch ms). A
   date without a time is the whole day (see :func:`soc.query.values.time_bounds`).
   Other date fields compare as canonical ISO strings.
 * ``_exists_:f`` / ``f:*``: the field is present with a non-null value (an empty
   list does not exist). ``NOT f:x`` also matches events without ``f``.
-* Every string leaf is first tested with ``doc LIKE '%…%'`` on the raw JSON text:
-  a necessary condition (the value's printable ASCII runs appear verbatim in
-  orjson output) that is far cheaper than parsing the JSON, so the leaf as a whole
-  is unchanged and negation stays exact.
+* Every leaf is first tested with ``doc LIKE '%…%'`` on the raw JSON text: the
+  value's printable ASCII runs, or else the field's keys in path order, appear
+  verbatim in orjson output. Being a necessary condition, it leaves the result
+  unchanged (negation stays exact) and spares the JSON parse for most events.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from collectors.ecs_fields import DEFAULT_SEARCH_FIELDS, field_type
 from soc.query.ast import And, Cidr, Exists, MatchAll, Node, Not, Or, Range, Term, TermKind
 from soc.query.values import (
     IP_KEY_MAX,
+    V4_MAPPED,
     check_field,
     ip_key,
     iso_from_ms,
@@ -62,8 +66,6 @@ from soc.query.values import (
 )
 
 Sql = tuple[str, list[Any]]
-
-_V4_MAPPED = 0xFFFF_0000_0000
 
 
 class _Wild:
@@ -111,14 +113,16 @@ def fold(value: Any) -> Any:
 def _value_key(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
+    # A SQL function must never raise: inet_pton also rejects NUL and non-ASCII
+    # text with ValueError.
     try:
-        return _V4_MAPPED | int.from_bytes(inet_pton(AF_INET, value), "big")
-    except OSError:
+        return V4_MAPPED | int.from_bytes(inet_pton(AF_INET, value), "big")
+    except (OSError, ValueError):
         pass
     try:
         # An IPv4-mapped address lands on the same key as its IPv4 form.
         return int.from_bytes(inet_pton(AF_INET6, value), "big")
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
@@ -175,7 +179,7 @@ def _node(node: Node) -> Sql:
     return _term(node)
 
 
-def _any_value(field: str, pred: str, params: list[Any], doc_hint: str | None = None,
+def _any_value(field: str, pred: str, params: list[Any], doc_hint: str | list[str] | None = None,
                leaves: bool = True) -> Sql:
     """``pred`` (over the json_each columns ``value`` and ``type``) holds for some
     value of ``field``: the scalar itself or an array element, or with ``leaves``
@@ -190,9 +194,9 @@ def _any_value(field: str, pred: str, params: list[Any], doc_hint: str | None = 
             # field: ``user:admin`` must not match ``{"user": {"name": "admin"}}``.
             pred = f"type NOT IN ('object', 'array') AND typeof(key) <> 'text' AND {pred}"
     sql = f"EXISTS (SELECT 1 FROM {source} WHERE {pred})"
-    if doc_hint is None:
-        doc_hint = _key_hint(field)
-    return f"(doc LIKE ? ESCAPE '\\' AND {sql})", [doc_hint, json_path(field), *params]
+    hints = [_key_hint(field)] if doc_hint is None else [doc_hint] if isinstance(doc_hint, str) else doc_hint
+    like = " OR ".join(["doc LIKE ? ESCAPE '\\'"] * len(hints))
+    return f"(({like}) AND {sql})", [*hints, json_path(field), *params]
 
 
 def _term(node: Term) -> Sql:
@@ -242,7 +246,7 @@ def _ip_equals(field: str, value: str) -> Sql:
     if addr.version == 4:
         # Canonical text compares directly; only IPv6 spellings need the function.
         pred = "(value = ? OR (value LIKE '%:%' AND soc_in_cidr(value, ?)))"
-        return _any_value(field, pred, [str(addr), host], _doc_hint(list(str(addr))))
+        return _any_value(field, pred, [str(addr), host], _v4_doc_hints(str(addr)))
     return _any_value(field, "soc_in_cidr(value, ?)", [host])
 
 
@@ -256,7 +260,7 @@ def _cidr(field: str, network: IPv4Network | IPv6Network) -> Sql:
             return _any_value(field, "soc_in_cidr(value, ?)", [str(network)])
         prefix = ".".join(str(network.network_address).split(".")[:octets]) + "."
         pred = "((value LIKE ? OR value LIKE '%:%') AND soc_in_cidr(value, ?))"
-        return _any_value(field, pred, [prefix + "%", str(network)], _doc_hint(list(prefix)))
+        return _any_value(field, pred, [prefix + "%", str(network)], _v4_doc_hints(prefix))
     first = int(network.network_address) >> 112
     if network.prefixlen < 16 or first == 0:
         return _any_value(field, "(value LIKE '%:%' AND soc_in_cidr(value, ?))", [str(network)])
@@ -264,6 +268,12 @@ def _cidr(field: str, network: IPv4Network | IPv6Network) -> Sql:
     group = f"%{first:x}:%"
     pred = "(value LIKE ? AND soc_in_cidr(value, ?))"
     return _any_value(field, pred, [group, str(network)], group)
+
+
+def _v4_doc_hints(text: str) -> list[str]:
+    # An IPv4-mapped address may be written in hex (::ffff:a01:203), without the
+    # dotted text; every spelling of it contains "ffff:".
+    return ["%" + _escape_like(text) + "%", "%ffff:%"]
 
 
 def _range(node: Range) -> Sql:

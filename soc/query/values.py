@@ -13,7 +13,7 @@ from soc.store.base import QueryError
 FIELD_NAME_RE = re.compile(r"^[A-Za-z_@][A-Za-z0-9_@.\-]*$")
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _DATE_ONLY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_V4_MAPPED = 0xFFFF_0000_0000
+V4_MAPPED = 0xFFFF_0000_0000
 IP_KEY_MAX = (1 << 128) - 1
 
 
@@ -23,7 +23,7 @@ def query_error(en: str, vi: str) -> QueryError:
 
 
 def check_field(name: str) -> str:
-    if not FIELD_NAME_RE.match(name):
+    if not FIELD_NAME_RE.fullmatch(name):
         raise query_error(
             f"Invalid field name {name!r}: use letters, digits, '_', '@', '.', '-'",
             f"Tên trường không hợp lệ {name!r}: chỉ dùng chữ, số, '_', '@', '.', '-'",
@@ -33,7 +33,7 @@ def check_field(name: str) -> str:
 
 def parse_number(text: str) -> int | float | None:
     """The number a query value spells, or None."""
-    if not _NUMBER_RE.match(text):
+    if not _NUMBER_RE.fullmatch(text):
         return None
     try:
         return int(text)
@@ -53,12 +53,12 @@ def ip_key(addr: IPv4Address | IPv6Address) -> int:
     ``::ffff:0:0/96``, as Elasticsearch orders ``ip`` fields; an IPv4-mapped IPv6
     address gets the same key as the IPv4 address."""
     if isinstance(addr, IPv4Address):
-        return _V4_MAPPED | int(addr)
+        return V4_MAPPED | int(addr)
     return int(addr)
 
 
 def is_date_only(text: str) -> bool:
-    return bool(_DATE_ONLY_RE.match(text))
+    return bool(_DATE_ONLY_RE.fullmatch(text))
 
 
 def parse_when(text: str) -> datetime:
