@@ -127,3 +127,14 @@ def test_redelivered_unparseable_line_is_stored_once(topo) -> None:  # type: ign
     assert topo.pipeline.process(first).stored == 1
     assert topo.pipeline.process(later).stored == 0
     assert topo.store.search("tags:_no_timestamp", TimeRange())[0]["event"]["original"] == "@@@ junk"
+
+
+def test_a_batch_larger_than_a_slice_is_stored_whole_and_in_order(topo) -> None:  # type: ignore[no-untyped-def]
+    lines = SSHD.read_text().splitlines()[:700]
+    result = topo.pipeline.process(Batch(Origin("t", "file"), lines, ids=[f"s-{i:04d}" for i in range(700)],
+                                         offsets=list(range(700))))
+    assert (result.received, result.stored) == (700, 700)
+    stored = topo.store.search("*", TimeRange(), limit=1000)
+    assert {e["log"]["offset"] for e in stored} == set(range(700))
+    assert {e["event"]["id"]: e["event"]["original"] for e in stored} == {f"s-{i:04d}": line
+                                                                          for i, line in enumerate(lines)}

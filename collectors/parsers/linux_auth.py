@@ -39,8 +39,9 @@ __all__ = [
 # --- shared helpers (also used by the mail parsers) ---------------------------------
 
 @lru_cache(maxsize=16384)
+@lru_cache(maxsize=65536)
 def is_ip(text: str) -> bool:
-    """Whether ``text`` is an IPv4 or IPv6 address."""
+    """Whether ``text`` is an IPv4 or IPv6 address (cached: the same clients recur)."""
     if not text or len(text) > 45 or (":" not in text and not text[0].isdigit()):
         return False
     try:

@@ -35,6 +35,13 @@ ConfigOpt = Annotated[
 ]
 
 
+@app.callback()
+def _main() -> None:
+    from soc.runtime import tune_gc
+
+    tune_gc()
+
+
 def _load(config: Path | None) -> SocConfig:
     try:
         return load_config(config)
@@ -72,9 +79,8 @@ def ingest(
     config: ConfigOpt = None,
 ) -> None:
     """Nạp tệp một lần qua toàn bộ pipeline / Push files once through the whole pipeline."""
-    from collectors.sources.evtx import is_evtx_file, iter_evtx_batches
-
     from collectors.parsers import known_formats, resolve_format
+    from collectors.sources.evtx import is_evtx_file, iter_evtx_batches
     from collectors.sources.file_tail import iter_file_batches
     from soc.pipeline.build import build_topology
     from soc.pipeline.core import BatchResult

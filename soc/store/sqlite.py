@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +82,15 @@ _INSERT_MANY = "INSERT OR IGNORE INTO events(id, ts, doc) VALUES " + ", ".join([
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _QUERY_ERRORS = ("interrupted", "too many sql variables", "expression tree is too large",
                  "parser stack overflow", "too many terms")
+
+
+@dataclass(slots=True)
+class EncodedRows:
+    """Events ready to insert: ``id, ts, doc`` flat, and which rows have no time of
+    their own (deduplicated by id alone)."""
+
+    params: list[Any]
+    untimed: set[int]
 
 
 class SqliteEventStore(EventStore):
@@ -167,10 +177,23 @@ class SqliteEventStore(EventStore):
     def write(self, events: Sequence[Event]) -> int:
         """Store a batch; returns how many events were new. An event without
         ``event.id`` or ``@timestamp`` gets one written into it first."""
-        if not events:
-            return 0
-        params = _params(events)
+        return self.write_encoded([self.encode(events)]) if events else 0
+
+    def encode(self, events: Sequence[Event]) -> EncodedRows:
         untimed = {i for i, event in enumerate(events) if NO_TIMESTAMP_TAG in (event.get("tags") or ())}
+        return EncodedRows(_params(events), untimed)
+
+    def write_encoded(self, parts: Sequence[EncodedRows]) -> int:
+        if len(parts) == 1:
+            params, untimed = parts[0].params, parts[0].untimed
+        else:
+            params, untimed = [], set()
+            for part in parts:
+                first = len(params) // 3
+                untimed.update(first + i for i in part.untimed)
+                params.extend(part.params)
+        if not params:
+            return 0
         step = 3 * self.batch_rows
         with self._write_lock:
             self._check_open()
