@@ -21,18 +21,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "config.fix": ("Cách sửa: {fix}", "How to fix: {fix}"),
     # startup
     "run.started": ("SOC đã khởi động", "SOC started"),
-    "run.api": ("API: http://{host}:{port}", "API: http://{host}:{port}"),
-    "run.syslog": ("Syslog {proto}: {host}:{port}", "Syslog {proto}: {host}:{port}"),
-    "run.files": ("Theo dõi tệp: {patterns}", "Tailing files: {patterns}"),
-    "run.store": ("Kho sự kiện: {store}", "Event store: {store}"),
-    "run.data_dir": ("Thư mục dữ liệu: {path}", "Data directory: {path}"),
-    "run.first_log": (
-        "Gửi log đầu tiên: {command}",
-        "Send a first log: {command}",
-    ),
+    "run.api": ("API", "API"),
+    "run.syslog": ("Syslog {proto}", "Syslog {proto}"),
+    "run.files": ("Theo dõi tệp", "Tailing files"),
+    "run.evtx": ("Đọc tệp EVTX", "Reading EVTX files"),
+    "run.store": ("Kho sự kiện", "Event store"),
+    "run.data_dir": ("Thư mục dữ liệu", "Data directory"),
+    "run.first_log": ("Gửi log đầu tiên", "Send a first log"),
+    "run.then_search": ("Rồi tìm nó", "Then find it"),
     "run.admin_token": (
-        "Mã quản trị (chỉ hiện MỘT lần, hãy lưu lại): {token}",
-        "Admin token (shown ONCE, keep it safe): {token}",
+        "Mã quản trị API (chỉ hiện MỘT lần, hãy lưu lại)",
+        "API admin token (shown ONCE, keep it safe)",
     ),
     "run.admin_token_exists": (
         "Mã quản trị đã được tạo trước đó (soc admin token --reset để tạo mới)",
@@ -101,7 +100,7 @@ def t(message_key: str, /, **params: object) -> str:
     lang = language()
     if lang == "vi":
         return vi
-    if lang == "en":
+    if lang == "en" or vi == en:
         return en
     return f"{vi} / {en}"
 

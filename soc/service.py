@@ -89,6 +89,7 @@ class _Server(uvicorn.Server):
 
 def serve(cfg: SocConfig, console: Console) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     asyncio.run(_serve(cfg, console))
 
 
@@ -175,27 +176,32 @@ def _store_stat(topo: Topology, key: str) -> Any:
 def _print_banner(cfg: SocConfig, console: Console, sources: list[Source], api_port: int,
                   token: str | None) -> None:
     console.rule(f"[bold green]{t('run.started')}")
-    console.print(t("run.api", host=cfg.api.host, port=api_port))
+    rows: list[tuple[str, str]] = [(t("run.api"), f"http://{cfg.api.host}:{api_port}")]
     syslog_port = None
     for source in sources:
         if isinstance(source, SyslogUdpSource | SyslogTcpSource):
             proto = "UDP" if isinstance(source, SyslogUdpSource) else ("TLS" if source.tls else "TCP")
-            console.print(t("run.syslog", proto=proto, host=source.host, port=source.bound_port))
-            syslog_port = source.bound_port
-        elif isinstance(source, FileTailSource | EvtxInboxSource):
-            console.print(t("run.files", patterns=", ".join(source.include)))
-    console.print(t("run.store", store=f"SQLite {cfg.store_path}"))
-    console.print(t("run.data_dir", path=cfg.data_dir))
+            rows.append((t("run.syslog", proto=proto), f"{source.host}:{source.bound_port}"))
+            syslog_port = syslog_port or source.bound_port
+        elif isinstance(source, FileTailSource):
+            rows.append((t("run.files"), ", ".join(source.include)))
+        elif isinstance(source, EvtxInboxSource):
+            rows.append((t("run.evtx"), ", ".join(source.include)))
+    rows.append((t("run.store"), f"SQLite {cfg.store_path}"))
+    rows.append((t("run.data_dir"), str(cfg.data_dir)))
+    for label, value in rows:
+        console.print(f"[bold]{label}[/bold]: {value}", highlight=False, soft_wrap=True)
     if token:
-        console.print(f"[bold yellow]{t('run.admin_token', token=token)}[/bold yellow]", highlight=False)
+        console.print(f"[bold yellow]{t('run.admin_token')}[/bold yellow]: {token}", highlight=False, soft_wrap=True)
     else:
         console.print(t("run.admin_token_exists"))
     if syslog_port:
         line = ("<38>$(date '+%b %e %H:%M:%S') web01 sshd[4242]: "
                 "Failed password for root from 203.0.113.7 port 50022 ssh2")
-        console.print(t("run.first_log", command=f'echo "{line}" | nc -u -w1 127.0.0.1 {syslog_port}'),
+        console.print(f"[bold]{t('run.first_log')}[/bold]:\n  echo \"{line}\" > /dev/udp/127.0.0.1/{syslog_port}",
                       highlight=False, soft_wrap=True)
-        console.print("  soc events search 'source.ip:203.0.113.7'", highlight=False)
+        console.print(f"[bold]{t('run.then_search')}[/bold]:\n  .venv/bin/soc events search 'source.ip:203.0.113.7'",
+                      highlight=False, soft_wrap=True)
 
 
 async def _status(console: Console, topo: Topology, runner: AsyncPipeline) -> None:
