@@ -1,7 +1,8 @@
 """Ingest throughput: parse → normalize → enrich → store, per format, on one core.
 
 For each format the benchmark writes a file of N real lines (cycled from
-``../shared/datasets``), then pushes it through the same pipeline ``soc ingest``
+``../shared/datasets``, each given a fresh timestamp so that the file reads like a
+month of live logs in time order), then pushes it through the same pipeline ``soc ingest``
 uses into a fresh embedded SQLite store, in a child process pinned to one CPU so
 each format's peak memory is its own. It prints events/s, peak RSS and the RSS
 growth between 10 % and 100 % of the input (memory must not grow with input size),
@@ -17,10 +18,12 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import resource
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from itertools import cycle, islice
 from pathlib import Path
@@ -56,12 +59,35 @@ def _fortigate_lines() -> list[str]:
     return lines
 
 
+_CLF_TIME = re.compile(r"\[\d{1,2}/\w{3}/\d{4}:[^\]]+\]")
+_FGT_DATE = re.compile(r"date=\S+ time=\S+")
+_FGT_EVENTTIME = re.compile(r"eventtime=\d+")
+_WIN_TIME = re.compile(r'"SystemTime":"[^"]+"')
+
+
+def retime(fmt: str, line: str, when: datetime) -> str:
+    """The line with its own timestamp replaced by ``when``: live logs arrive in time
+    order, while cycling a few thousand samples would repeat the same days a
+    thousand times over and turn the store's time index into random inserts."""
+    if fmt == "nginx":
+        return _CLF_TIME.sub(when.strftime("[%d/%b/%Y:%H:%M:%S +0000]"), line, count=1)
+    if fmt == "sshd_syslog":
+        return when.strftime("%b %e %H:%M:%S") + line[15:]
+    if fmt == "fortigate":
+        line = _FGT_DATE.sub(when.strftime("date=%Y-%m-%d time=%H:%M:%S"), line, count=1)
+        return _FGT_EVENTTIME.sub(f"eventtime={int(when.timestamp())}", line, count=1)
+    return _WIN_TIME.sub(when.strftime('"SystemTime":"%Y-%m-%dT%H:%M:%S.%fZ"'), line, count=1)
+
+
 def write_input(fmt: str, n: int, directory: Path) -> Path:
     samples = _fortigate_lines() if fmt == "fortigate" else _sample_lines(FORMATS[fmt][1])
     path = directory / f"{fmt}.log"
+    # A month of logs, ending a day ago, evenly spread.
+    start = datetime.now(UTC) - timedelta(days=31)
+    step = timedelta(days=30) / max(n, 1)
     with open(path, "w", encoding="utf-8") as out:
-        for line in islice(cycle(samples), n):
-            out.write(line)
+        for i, line in enumerate(islice(cycle(samples), n)):
+            out.write(retime(fmt, line, start + i * step))
             out.write("\n")
     return path
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from soc import __version__
 from soc.api import errors
+from soc.api.deps import AdminDep
 from soc.api.routers import events, health, ingest
 from soc.api.state import AppState
 
 
 def create_app(state: AppState) -> FastAPI:
+    # Every route needs credentials, the API description included: it is served by
+    # an authenticated route below instead of FastAPI's open /openapi.json and /docs.
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         title="SOC tỉnh / Provincial SOC API",
         version=__version__,
         description="Giám sát an toàn thông tin cho chính quyền điện tử cấp tỉnh / "
@@ -22,4 +30,9 @@ def create_app(state: AppState) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(events.router)
+
+    @app.get("/openapi.json", tags=["health"], dependencies=[AdminDep], include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
     return app

@@ -27,6 +27,8 @@ class Metrics:
     started: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _rate_mark: tuple[float, int] = (0.0, 0)
+    last_rate: float = 0.0
+    """Events/s over the last status interval (what :meth:`rate` last measured)."""
 
     def add(self, source: str, stage: str, n: int) -> None:
         if n:
@@ -58,8 +60,10 @@ class Metrics:
         self._rate_mark = (now, done)
         if last_t == 0.0:
             elapsed = now - self.started
-            return done / elapsed if elapsed > 0 else 0.0
-        return (done - last_n) / (now - last_t) if now > last_t else 0.0
+            self.last_rate = done / elapsed if elapsed > 0 else 0.0
+        else:
+            self.last_rate = (done - last_n) / (now - last_t) if now > last_t else 0.0
+        return self.last_rate
 
     def registry(self) -> CollectorRegistry:
         reg = CollectorRegistry(auto_describe=False)
@@ -89,6 +93,10 @@ class _PipelineCollector(Collector):
             gauge = GaugeMetricFamily(f"soc_{name}", name.replace("_", " "))
             gauge.add_metric([], float(read()))
             yield gauge
+        rate = GaugeMetricFamily("soc_pipeline_events_per_second",
+                                 "Events stored or spooled per second over the last status interval")
+        rate.add_metric([], self._m.last_rate)
+        yield rate
         up = GaugeMetricFamily("soc_uptime_seconds", "Seconds since the pipeline started")
         up.add_metric([], time.time() - self._m.started)
         yield up

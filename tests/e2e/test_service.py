@@ -102,10 +102,16 @@ def test_ingest_rejects_an_unknown_key(running: tuple[Service, int, Path]) -> No
 
 def test_read_routes_need_the_admin_token(running: tuple[Service, int, Path]) -> None:
     service, _, _ = running
-    for path in ("/healthz", "/metrics", "/api/v1/events"):
-        assert httpx.get(f"{service.url}{path}", timeout=10).status_code == 401
+    for path in ("/healthz", "/metrics", "/api/v1/events", "/openapi.json", "/docs"):
+        assert httpx.get(f"{service.url}{path}", timeout=10).status_code in (401, 404)
         assert httpx.get(f"{service.url}{path}", timeout=10,
                          headers={"Authorization": "Bearer soc_admin_wrong"}).status_code == 401
+
+
+def test_openapi_description_is_served_to_the_admin(running: tuple[Service, int, Path]) -> None:
+    service, _, _ = running
+    spec = httpx.get(f"{service.url}/openapi.json", headers=service.headers(), timeout=10).json()
+    assert {"/api/v1/ingest", "/api/v1/events", "/healthz", "/metrics"} <= set(spec["paths"])
 
 
 def test_events_api_searches_with_the_query_language(running: tuple[Service, int, Path]) -> None:
@@ -131,6 +137,8 @@ def test_metrics_count_events_per_source_and_stage(running: tuple[Service, int, 
     text = httpx.get(f"{service.url}/metrics", headers=service.headers(), timeout=10).text
     assert 'soc_pipeline_events_total{source="syslog_tcp",stage="received"}' in text
     assert 'soc_pipeline_events_total{source="http",stage="stored"}' in text
+    assert "soc_pipeline_events_per_second" in text
+    assert "soc_pipeline_queue_batches" in text
 
 
 def _originals(config: Path, query: str) -> Counter[str]:
