@@ -23,8 +23,8 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import cycle, islice
 from pathlib import Path
 

@@ -264,7 +264,7 @@ def admin_token(
     if token is None:
         console.print(t("run.admin_token_exists"))
     else:
-        console.print(t("run.admin_token", token=token), highlight=False)
+        console.print(f"{t('run.admin_token')}: {token}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

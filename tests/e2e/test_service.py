@@ -102,10 +102,16 @@ def test_ingest_rejects_an_unknown_key(running: tuple[Service, int, Path]) -> No
 
 def test_read_routes_need_the_admin_token(running: tuple[Service, int, Path]) -> None:
     service, _, _ = running
-    for path in ("/healthz", "/metrics", "/api/v1/events", "/openapi.json", "/docs"):
-        assert httpx.get(f"{service.url}{path}", timeout=10).status_code in (401, 404)
+    for path in ("/healthz", "/metrics", "/api/v1/events", "/openapi.json"):
+        assert httpx.get(f"{service.url}{path}", timeout=10).status_code == 401
         assert httpx.get(f"{service.url}{path}", timeout=10,
                          headers={"Authorization": "Bearer soc_admin_wrong"}).status_code == 401
+
+
+def test_fastapis_open_documentation_pages_are_not_served(running: tuple[Service, int, Path]) -> None:
+    service, _, _ = running
+    for path in ("/docs", "/redoc"):
+        assert httpx.get(f"{service.url}{path}", timeout=10).status_code == 404
 
 
 def test_openapi_description_is_served_to_the_admin(running: tuple[Service, int, Path]) -> None:
