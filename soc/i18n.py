@@ -73,6 +73,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Khóa nạp dữ liệu cho hệ thống {system} (chỉ hiện MỘT lần): {key}",
         "Ingest key for system {system} (shown ONCE): {key}",
     ),
+    # rules and alerts
+    "rules.missing": ("Không tìm thấy luật: {path}", "Rules not found: {path}"),
+    "rules.loaded": (
+        "Đã nạp {rules} luật, {correlations} luật tương quan; bỏ qua {skipped}",
+        "Loaded {rules} rules and {correlations} correlation rules; skipped {skipped}",
+    ),
+    "rules.skipped": ("bỏ qua", "skipped"),
+    "rules.warning": ("cảnh báo", "warning"),
+    "rules.test_summary": ("{passed} đạt, {failed} không đạt", "{passed} passed, {failed} failed"),
+    "rules.scan_summary": (
+        "{events} sự kiện, {matches} kết quả từ {rules} luật trong {seconds:.1f} giây",
+        "{events} events, {matches} matches from {rules} rules in {seconds:.1f} s",
+    ),
+    "rules.profile": ("Luật tốn thời gian nhất", "Rules that cost the most time"),
+    "rules.convert_target": (
+        "Đích chuyển đổi '{target}' không hỗ trợ; dùng lucene, esql hoặc eql",
+        "Conversion target '{target}' is not supported; use lucene, esql or eql",
+    ),
+    "alerts.count": ("{count} cảnh báo", "{count} alerts"),
     # API
     "api.unauthorized": ("Thiếu hoặc sai mã xác thực", "Missing or invalid credentials"),
     "api.bad_ingest_key": ("Khóa nạp dữ liệu không hợp lệ", "Invalid ingest key"),

@@ -128,6 +128,7 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
                       args=[topo.pipeline.replay_spools], id="spool-replay")
     scheduler.add_job(_retention, "interval", hours=1, args=[cfg, topo, runner], id="retention",
                       next_run_time=datetime.now(UTC) + timedelta(seconds=30))
+    _schedule_detection(scheduler, topo, runner)
     scheduler.start()
 
     tasks = [asyncio.create_task(s.run(runner.submit), name=f"source-{s.name}") for s in sources]
@@ -149,6 +150,20 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
         task.cancel()
     await runner.drain_and_stop()
     topo.store.close()
+
+
+def _schedule_detection(scheduler: AsyncIOScheduler, topo: Topology, runner: AsyncPipeline) -> None:
+    """What streams cannot do alone: close correlation windows on time (``lt``
+    conditions, quiet sources), reload changed rules, pick up exception changes and
+    drop expired exceptions. All of it runs on the pipeline thread, between batches."""
+    for transform in topo.pipeline.transforms:
+        if transform.name != "detect":
+            continue
+        stage: Any = transform
+        scheduler.add_job(runner.call, "interval", seconds=5, args=[stage.tick], id="correlation-windows")
+        scheduler.add_job(runner.call, "interval", seconds=10, args=[stage.reload_if_changed], id="rules-reload")
+        scheduler.add_job(runner.call, "interval", minutes=10, args=[stage.reload_exceptions],
+                          id="exceptions-reload")
 
 
 def _http_source(cfg: SocConfig) -> tuple[str, str | None]:

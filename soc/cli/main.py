@@ -9,11 +9,12 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from soc.config import ConfigError, SocConfig, load_config
+from soc.cli.common import ConfigOpt, console, err_console, fail, load
+from soc.cli.rules import alerts_app, rules_app
+from soc.config import ConfigError
 from soc.i18n import t
 
 app = typer.Typer(help="SOC tỉnh / Provincial SOC toolkit", no_args_is_help=True, add_completion=False)
@@ -25,14 +26,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(config_app, name="config")
 app.add_typer(systems_app, name="systems")
 app.add_typer(admin_app, name="admin")
-
-console = Console()
-err_console = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Tệp cấu hình / configuration file (default: $SOC_CONFIG or config/soc.yaml)"),
-]
+app.add_typer(rules_app, name="rules")
+app.add_typer(alerts_app, name="alerts")
 
 
 @app.callback()
@@ -42,19 +37,6 @@ def _main() -> None:
     tune_gc()
 
 
-def _load(config: Path | None) -> SocConfig:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]{message}[/red]")
-    return typer.Exit(code)
-
-
 # --- run ---------------------------------------------------------------------------
 
 @app.command()
@@ -62,11 +44,11 @@ def run(config: ConfigOpt = None) -> None:
     """Chạy dịch vụ SOC / Run the SOC service (pipeline + API + scheduler)."""
     from soc.service import serve
 
-    cfg = _load(config)
+    cfg = load(config)
     try:
         serve(cfg, console)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 # --- ingest ------------------------------------------------------------------------
@@ -85,21 +67,21 @@ def ingest(
     from soc.pipeline.build import build_topology
     from soc.pipeline.core import BatchResult
 
-    cfg = _load(config)
+    cfg = load(config)
     if format is not None:
         try:
             resolve_format(format)
         except KeyError:
-            raise _fail(t("ingest.unknown_format", format=format, known=", ".join(known_formats()))) from None
+            raise fail(t("ingest.unknown_format", format=format, known=", ".join(known_formats()))) from None
     for path in paths:
         if not path.is_file():
-            raise _fail(t("ingest.missing", path=path))
+            raise fail(t("ingest.missing", path=path))
     try:
         topo = build_topology(cfg)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if system is not None and system not in topo.registry.systems:
-        raise _fail(t("ingest.unknown_system", system=system, known=", ".join(sorted(topo.registry.systems))))
+        raise fail(t("ingest.unknown_system", system=system, known=", ".join(sorted(topo.registry.systems))))
     total = BatchResult()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[events]:>10,} ev"),
                TransferSpeedColumn(), TimeRemainingColumn())
@@ -151,7 +133,7 @@ def events_search(
     from soc.store.factory import open_store
     from soc.timeparse import parse_time
 
-    cfg = _load(config)
+    cfg = load(config)
 
     def when(value: str | None) -> datetime | None:
         if value is None:
@@ -159,7 +141,7 @@ def events_search(
         try:
             return parse_time(value, tz=cfg.tz)
         except ValueError:
-            raise _fail(t("search.bad_time", value=value)) from None
+            raise fail(t("search.bad_time", value=value)) from None
 
     rng = TimeRange(when(since), when(until))
     store = open_store(cfg)
@@ -169,7 +151,7 @@ def events_search(
             return
         events = store.search(query, rng, limit=limit)
     except QueryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         store.close()
     if as_json:
@@ -201,12 +183,12 @@ def config_check(config: ConfigOpt = None) -> None:
     from soc.pipeline.build import load_mappings
     from soc.systems import load_registry
 
-    cfg = _load(config)
+    cfg = load(config)
     try:
         registry = load_registry(cfg.systems_dir, cfg.data_dir)
         mappings = load_mappings(cfg)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[green]{t('config.ok', path=cfg.config_path)}[/green]")
     console.print(f"sources: {', '.join(cfg.sources) or '-'}; transforms: "
                   f"{', '.join(tr.type for tr in cfg.transforms)}; sinks: {', '.join(cfg.sinks)}")
@@ -219,11 +201,11 @@ def systems_list(config: ConfigOpt = None) -> None:
     """Liệt kê hệ thống / List the monitored systems."""
     from soc.systems import load_registry
 
-    cfg = _load(config)
+    cfg = load(config)
     try:
         registry = load_registry(cfg.systems_dir, cfg.data_dir)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if not registry.systems:
         console.print(t("systems.none"))
         return
@@ -243,10 +225,10 @@ def systems_key(system: Annotated[str, typer.Argument(help="system id")], config
     """Tạo khóa nạp dữ liệu / Issue an ingest key for a system (printed once)."""
     from soc.systems import issue_ingest_key, load_registry
 
-    cfg = _load(config)
+    cfg = load(config)
     registry = load_registry(cfg.systems_dir, cfg.data_dir)
     if system not in registry.systems:
-        raise _fail(t("ingest.unknown_system", system=system, known=", ".join(sorted(registry.systems))))
+        raise fail(t("ingest.unknown_system", system=system, known=", ".join(sorted(registry.systems))))
     key = issue_ingest_key(cfg.data_dir, system)
     console.print(t("systems.key_issued", system=system, key=key), highlight=False)
 
@@ -259,7 +241,7 @@ def admin_token(
     """Mã quản trị cho API / The API admin token (created at first run)."""
     from soc.auth import ensure_admin_token
 
-    cfg = _load(config)
+    cfg = load(config)
     token = ensure_admin_token(cfg.data_dir, reset=reset)
     if token is None:
         console.print(t("run.admin_token_exists"))

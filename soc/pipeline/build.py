@@ -43,13 +43,15 @@ def build_topology(cfg: SocConfig, *, metrics: Metrics | None = None,
     metrics = metrics or Metrics()
     mappings = load_mappings(cfg)
     transforms: list[Transform] = []
+    if any(spec.type == "detect" for spec in cfg.transforms):
+        import soc.detect.stage  # noqa: F401  (registers the ``detect`` transform)
     for i, spec in enumerate(cfg.transforms[1:], start=1):
         factory = TRANSFORMS.get(spec.type)
         if factory is None:
             where = cfg.config_path or Path("config/soc.yaml")
             raise ConfigError(where, f"transforms.{i}.type", f"unknown transform {spec.type!r}",
                               f"dùng một trong / use one of: {', '.join(sorted(TRANSFORMS))}")
-        transforms.append(factory(StageContext(registry, cfg.tz, mappings, spec.options)))
+        transforms.append(factory(StageContext(registry, cfg.tz, mappings, spec.options, cfg)))
     store = open_store(cfg)
     sinks: list[SpoolingSink] = []
     for name, sink_spec in cfg.sinks.items():

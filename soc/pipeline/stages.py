@@ -30,6 +30,8 @@ class StageContext:
     tz: Any
     json_mappings: dict[str, JsonMapping]
     options: dict[str, Any]
+    config: Any = None
+    """The whole :class:`~soc.config.SocConfig` (paths, data directory)."""
 
 
 class Transform(ABC):
