@@ -90,12 +90,13 @@ def rules_test(rule: Annotated[str | None, typer.Argument(help="rule id or title
                rules: RulesOpt = None, config: ConfigOpt = None) -> None:
     """Chạy sự kiện mẫu của từng luật / Run every rule's sample events; fail on any miss."""
     from soc.detect.ruletest import SampleReader, run_rule_tests
+    from soc.pipeline.build import load_mappings
     from soc.systems import load_registry
 
     cfg = load(config)
     ruleset = _ruleset(cfg, rules)
     roots = [p for p in (rules or _detect_options(cfg).rules) if p.is_dir()]
-    reader = SampleReader(load_registry(cfg.systems_dir, cfg.data_dir), cfg.tz)
+    reader = SampleReader(load_registry(cfg.systems_dir, cfg.data_dir), cfg.tz, load_mappings(cfg))
     results = []
     for root in roots:
         results += run_rule_tests(ruleset, root / "tests", reader, only=rule)

@@ -23,5 +23,6 @@ def convert_rule(path: Path, target: str, pipelines: Path | None = None) -> list
     if backend_class is None:
         raise ValueError(t("rules.convert_target", target=target))
     collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"))
-    backend = backend_class(processing_pipeline=load_pipeline(pipelines))
+    pipeline = load_pipeline(pipelines) if pipelines is not None else load_pipeline()
+    backend = backend_class(processing_pipeline=pipeline)
     return [str(query) for query in backend.convert(collection)]

@@ -16,6 +16,7 @@ import orjson
 
 from collectors.batch import Batch, Origin
 from collectors.event import Event, stable_id
+from collectors.parsers import JsonMapping
 from soc.detect.loader import RuleSet
 from soc.detect.runner import Detector
 from soc.pipeline.stages import EnrichStage, ParseStage
@@ -37,8 +38,8 @@ class RuleTestResult:
 class SampleReader:
     """Turns sample lines into pipeline-normalized events."""
 
-    def __init__(self, registry: SystemRegistry, tz: Any) -> None:
-        self._parse = ParseStage(tz, {})
+    def __init__(self, registry: SystemRegistry, tz: Any, json_mappings: dict[str, JsonMapping] | None = None) -> None:
+        self._parse = ParseStage(tz, json_mappings or {})
         self._enrich = EnrichStage(registry)
 
     def events(self, path: Path) -> list[Event]:
@@ -63,8 +64,10 @@ class SampleReader:
 def run_rule_tests(ruleset: RuleSet, tests_dir: Path, reader: SampleReader,
                    only: str | None = None) -> list[RuleTestResult]:
     """Run every rule's samples (or one rule's, by id or title) with a fresh
-    detector per file."""
-    infos = {r.id: r for r in ruleset.infos()}
+    detector per file. Base rules that only feed a correlation (``generate: false``)
+    never alert alone: their correlation's samples test them."""
+    silenced = Detector(ruleset).silenced
+    infos = {r.id: r for r in ruleset.infos() if r.id not in silenced}
     results: list[RuleTestResult] = []
     for rule_id, info in sorted(infos.items(), key=lambda item: item[1].title):
         if only is not None and only not in (rule_id, info.title):

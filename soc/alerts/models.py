@@ -1,0 +1,91 @@
+"""The ``alerts`` table.
+
+An alert is one or more detections of the same rule about the same thing (see
+:mod:`soc.alerts.store` for the deduplication key). Columns the triage queue filters
+on (status, time, system, agency, rule, level) are real indexed columns; what varies
+by rule (the events' key fields) is JSON.
+
+The schema is created by ``soc/migrations`` — a change here needs a new migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from soc.db import Base, utcnow
+
+AlertKind = Literal["detection", "correlation"]
+
+STATUS_NEW = "new"
+CLOSED_STATUSES: tuple[str, ...] = ("closed", "false_positive")
+"""Statuses that end an alert: a later detection of the same thing opens a new alert
+instead of growing a closed one."""
+MAX_EVENT_IDS = 1000
+"""Event ids kept per alert (the newest); ``count`` keeps counting past it."""
+
+
+def new_alert_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_alert_id)
+    rule_id: Mapped[str] = mapped_column(String(200))
+    rule_title: Mapped[str] = mapped_column(String(500))
+    level: Mapped[str] = mapped_column(String(16))
+    """Rule level: informational | low | medium | high | critical."""
+    kind: Mapped[str] = mapped_column(String(16))
+    """detection | correlation"""
+    status: Mapped[str] = mapped_column(String(32), default=STATUS_NEW, server_default=STATUS_NEW)
+    tactics: Mapped[list[str]] = mapped_column(default=list)
+    techniques: Mapped[list[str]] = mapped_column(default=list)
+    dedup_key: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the grouping key (the readable values are in ``key_fields``)."""
+    count: Mapped[int] = mapped_column(default=1)
+    """Events seen (may exceed ``len(event_ids)``)."""
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(default=1)
+    """Row revision, bumped by every ORM update (optimistic concurrency, see mapper args)."""
+    event_ids: Mapped[list[str]] = mapped_column(default=list)
+    key_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Dotted ECS field → value from the events (source.ip, user.name …) plus
+    correlation group values."""
+    system_id: Mapped[str] = mapped_column(String(100))
+    agency_id: Mapped[str | None] = mapped_column(String(100))
+    level_gov: Mapped[str | None] = mapped_column(String(16))
+    """Administrative level of the system: province | district | commune."""
+    classification: Mapped[int | None]
+    """Security classification level of the system (1–5)."""
+    retro: Mapped[bool] = mapped_column(default=False)
+    """Raised only by retro-hunts over stored history."""
+    summary: Mapped[str] = mapped_column(String(1000), default="")
+    """One line, Vietnamese / English."""
+
+    __table_args__ = (
+        Index("ix_alerts_status_last_seen", "status", "last_seen"),
+        Index("ix_alerts_last_seen", "last_seen"),
+        Index("ix_alerts_first_seen", "first_seen"),
+        Index("ix_alerts_dedup_key_last_seen", "dedup_key", "last_seen"),
+        Index("ix_alerts_rule_id_last_seen", "rule_id", "last_seen"),
+        Index("ix_alerts_level_last_seen", "level", "last_seen"),
+        Index("ix_alerts_system_id_last_seen", "system_id", "last_seen"),
+        Index("ix_alerts_agency_id_last_seen", "agency_id", "last_seen"),
+        Index("ix_alerts_level_gov", "level_gov"),
+        Index("ix_alerts_classification", "classification"),
+    )
+    # SQLAlchemy adds "AND version = :old" to every UPDATE and bumps it, so a triage
+    # edit based on a stale read fails (StaleDataError) instead of overwriting.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (read once by the mapper)
+
+    def __repr__(self) -> str:
+        return f"Alert(id={self.id!r}, rule_id={self.rule_id!r}, count={self.count}, status={self.status!r})"

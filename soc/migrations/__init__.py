@@ -1,0 +1,1 @@
+"""Alembic migrations of the SOC database, run by :func:`soc.db.migrate`."""

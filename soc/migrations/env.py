@@ -1,0 +1,66 @@
+"""Alembic environment of the SOC database.
+
+:func:`soc.db.migrate` passes an open connection in ``config.attributes``; without
+one (``alembic`` run by hand with a configuration from :func:`soc.db.alembic_config`)
+the URL comes from ``sqlalchemy.url`` or ``SOC_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlalchemy import Connection
+
+import soc.alerts.models  # noqa: F401  (registers the tables on Base.metadata)
+from soc.db import DATABASE_URL_ENV, Base, make_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        raise RuntimeError(f"no database URL: set sqlalchemy.url or {DATABASE_URL_ENV}")
+    return url
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things: later migrations rebuild tables in batch mode.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    """``--sql``: write the DDL instead of running it (for a DBA to review)."""
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
+                      dialect_opts={"paramstyle": "named"})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(_url())
+    try:
+        with engine.connect() as conn:
+            _run(conn)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,1 @@
+"""Migration scripts, one revision a file (Alembic skips this ``__init__``)."""
