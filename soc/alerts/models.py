@@ -71,6 +71,14 @@ class Alert(Base):
     summary: Mapped[str] = mapped_column(String(1000), default="")
     """One line, Vietnamese / English."""
 
+    def as_dict(self) -> dict[str, Any]:
+        """Every column, as JSON-ready values (times in ISO 8601 UTC)."""
+        out: dict[str, Any] = {}
+        for column in self.__table__.columns:
+            value = getattr(self, column.key)
+            out[column.key] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
     __table_args__ = (
         Index("ix_alerts_status_last_seen", "status", "last_seen"),
         Index("ix_alerts_last_seen", "last_seen"),

@@ -33,7 +33,8 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
-def write_config(directory: Path, *, api_port: int, syslog_port: int, inbox: Path | None = None) -> Path:
+def write_config(directory: Path, *, api_port: int, syslog_port: int, inbox: Path | None = None,
+                 detect: bool = False) -> Path:
     """A configuration for a test service; the inventory is the shipped example."""
     sources = [
         f"  syslog_udp: {{type: syslog_udp, host: 127.0.0.1, port: {syslog_port}}}",
@@ -51,6 +52,13 @@ def write_config(directory: Path, *, api_port: int, syslog_port: int, inbox: Pat
         "sources:",
         *sources,
     ]) + "\n"
+    if detect:
+        rules = REPO / "rules"
+        text += (
+            "transforms:\n  - {type: parse}\n  - {type: enrich}\n"
+            f"  - {{type: detect, options: {{rules: ['{rules}'], exceptions_dir: null,"
+            f" placeholders: {{ioc_bad_ips: '{rules / 'iocs' / 'bad_ips.txt'}'}}}}}}\n"
+        )
     path = directory / "soc.yaml"
     path.write_text(text, encoding="utf-8")
     return path
