@@ -43,13 +43,14 @@ MIXED = [
     ("firewall/elastic/test-fortinet.odd-lines.log", None),
     ("suricata/elastic/test-eve-small.log", None),
 ]
+"""Text samples of the mixed stream (with the Wazuh firewall lines and all EVTX records)."""
 
 
 def _parse_lines(lines: list[str]) -> list[dict[str, Any]]:
+    from zoneinfo import ZoneInfo
+
     from collectors.batch import Batch, Origin
     from soc.pipeline.stages import ParseStage
-
-    from zoneinfo import ZoneInfo
 
     stage = ParseStage(ZoneInfo("Asia/Ho_Chi_Minh"), {})
     events, _ = stage.run(Batch(Origin("bench", "cli"), lines))
@@ -59,10 +60,10 @@ def _parse_lines(lines: list[str]) -> list[dict[str, Any]]:
 def mixed_events() -> list[dict[str, Any]]:
     lines: list[str] = []
     for rel, _ in MIXED:
-        lines += [line.rstrip("\n") for line in open(DATASETS / rel, encoding="utf-8", errors="replace")
-                  if line.strip()]
+        text = (DATASETS / rel).read_text(encoding="utf-8", errors="replace")
+        lines += [line for line in text.splitlines() if line.strip()]
     for rel in ("firewall/wazuh/cisco_asa.jsonl", "firewall/wazuh/fortigate.jsonl"):
-        lines += [json.loads(line)["log"] for line in open(DATASETS / rel, encoding="utf-8")]
+        lines += [json.loads(line)["log"] for line in (DATASETS / rel).read_text(encoding="utf-8").splitlines()]
     return _parse_lines(lines) + windows_events()
 
 
@@ -70,7 +71,7 @@ def windows_events() -> list[dict[str, Any]]:
     lines: list[str] = []
     for path in sorted((DATASETS / "evtx").rglob("*.jsonl")):
         if path.name != "index.jsonl":
-            lines += [line.rstrip("\n") for line in open(path, encoding="utf-8") if line.strip()]
+            lines += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return _parse_lines(lines)
 
 
