@@ -631,7 +631,9 @@ class CorrelationEngine:
                 self._late += 1
             return []
         if ts > self._max_ts:
-            self._max_ts = ts
+            # The watermark never passes the wall clock: a device clock far ahead (or a
+            # log read in the wrong time zone) must not make every real event late.
+            self._max_ts = min(ts, time.time())
         meta = event.get("event")
         event_id = meta.get("id") if isinstance(meta, dict) else None
         ids = (str(event_id),) if event_id else ()

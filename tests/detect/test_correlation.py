@@ -552,3 +552,16 @@ condition: {gte: 2}
     assert "cycle" in caplog.text
     assert rules.feed("failed_login", *[ev(i, user_name="u") for i in range(5)]) == []
     assert rules.engine.base_rules_silenced() == set()
+
+
+def test_an_event_from_the_future_does_not_make_current_events_late() -> None:
+    rules = Rules(FAILED, COUNT3, lateness=60)
+    now = datetime.now(UTC).timestamp()
+
+    def at(t: float, ip: str) -> Event:
+        return {"@timestamp": iso_from_epoch(t), "source": {"ip": ip}, "event": {"id": f"e{next(_ids)}"}}
+
+    rules.feed("failed_login", at(now + 8 * 3600, "10.0.0.9"))  # a device clock 8 hours ahead
+    hits = rules.feed("failed_login", *(at(now + i, "10.0.0.1") for i in range(3)))
+    assert rules.engine.stats["late_events"] == 0
+    assert len(hits) == 1
