@@ -1,10 +1,11 @@
 """Sigma detection rules compiled into Python matchers.
 
 A rule is compiled once, after the processing pipelines have renamed its fields: the
-condition tree pySigma parses (``rule.detection.parsed_condition[i].parse()``, with
-``1 of``/``all of``/``them`` and selection names already resolved) becomes a small
-tree of predicates and boolean nodes, which is then turned into nested closures.
-Nothing is re-parsed per event and no query string is built.
+condition pySigma parses (``rule.detection.parsed_condition[i].parse()``), with its
+selection names and ``1 of``/``all of``/``them`` resolved to the rule's detections,
+becomes a small tree of predicates and boolean nodes, which is then generated as one Python function
+(:func:`generate`; closures where that is not possible). Nothing is re-parsed per
+event and no query string is built.
 
 Matchers read an :class:`EventView`: the event's field values looked up once per event
 and kept in the forms the predicates compare (lower-cased strings, numbers, IPs), so
@@ -32,21 +33,24 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import re
+import re._constants as _sre
+import re._parser as _sre_parse
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sigma.conditions import (
     ConditionAND,
-    ConditionFieldEqualsValueExpression,
-    ConditionItem,
+    ConditionIdentifier,
     ConditionNOT,
     ConditionOR,
-    ConditionValueExpression,
+    ConditionSelector,
 )
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaDetections, SigmaRule
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -76,6 +80,10 @@ KEYWORD_FIELDS = ("event.original", "message")
 
 NEEDLE_SET_MIN = 8
 """Longer substring lists are searched through a :class:`NeedleSet`."""
+FEW_NEEDLES = 6
+"""A :class:`NeedleSet` this small tries its needles one by one."""
+NEEDLE_MEMO = 4096
+"""Values a :class:`NeedleSet` remembers the result for."""
 
 MISSING: Any = object()
 """An absent field (``None`` is a present field whose value is null)."""
@@ -97,26 +105,25 @@ class CompileError(ValueError):
 _PATHS: dict[str, tuple[str, ...]] = {}
 
 
-def lookup(event: Event, path: str) -> Any:
+def lookup(event: Event, path: str, flat: bool = True) -> Any:
     """Value at a dotted path, :data:`MISSING` when absent (``None`` stays ``None``).
 
-    The nested walk is the fast path; documents with literal dotted keys (flat
-    ``"a.b"`` keys, as :func:`collectors.event.get_field` accepts) take the slow one."""
-    if path in event:
-        return event[path]
+    The nested walk is the fast path. Documents with literal dotted keys (``"a.b"``,
+    which :func:`collectors.event.get_field` accepts) also take the slow one; *flat*
+    False says the event has no dotted top-level key, so a miss is final."""
+    node: Any = event.get(path, MISSING)
+    if node is not MISSING:
+        return node
     parts = _PATHS.get(path)
     if parts is None:
         parts = _PATHS[path] = tuple(path.split("."))
-    node: Any = event
-    last = len(parts) - 1
-    for i, part in enumerate(parts):
+    node = event
+    for part in parts:
         if type(node) is not dict:
-            return get_field(event, path, MISSING)
+            return get_field(event, path, MISSING) if flat else MISSING
         node = node.get(part, MISSING)
         if node is MISSING:
-            # Missing leaf of an existing object: absent. Missing object on the way:
-            # a flat dotted key may still hold it.
-            return MISSING if i == last else get_field(event, path, MISSING)
+            return get_field(event, path, MISSING) if flat else MISSING
     return node
 
 
@@ -140,22 +147,32 @@ def _text(value: Any) -> str:
 
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+NUMERIC_START = frozenset("0123456789+-.")
+"""A string starting otherwise is not a number (see :func:`_number`)."""
 
 
 def _number(value: Any) -> int | float | None:
-    if type(value) is int or type(value) is float:
+    """A number, or the number a string spells exactly (no spaces, decimal). Infinite
+    and NaN floats are not numbers here (their text is not either)."""
+    if type(value) is int:
         return value
-    if type(value) is str:
-        s = value.strip()
-        if s.isdigit():
-            return int(s)
-        if _NUMBER.fullmatch(s):
-            try:
-                f = float(s)
-            except ValueError:  # pragma: no cover - the pattern only admits floats
-                return None
-            return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is str and value and value[0] in NUMERIC_START:
+        if value.isdigit():
+            return int(value)
+        if _NUMBER.fullmatch(value):
+            f = float(value)
+            return int(f) if f.is_integer() and "." not in value and "e" not in value.lower() else f
     return None
+
+
+def plain_key(text: str) -> bool:
+    """Whether a string's only index key is its folded text: not a number, or a
+    decimal integer already in canonical form (``4688``, not ``04688``)."""
+    if not text or text[0] not in NUMERIC_START:
+        return True
+    return text.isdigit() and (text[0] != "0" or text == "0")
 
 
 def canonical_number(n: float) -> str:
@@ -165,44 +182,62 @@ def canonical_number(n: float) -> str:
     return str(n)
 
 
+# Each cache computes a field's value on first use (dict.__missing__) and keeps it for
+# the other rules: one C-level dict lookup on the hot path.
+
 class _Raw(dict[str, Any]):
-    __slots__ = ("event",)
+    __slots__ = ("event", "flat")
     event: Event
+    flat: bool
 
     def __missing__(self, path: str) -> Any:
-        value = self[path] = lookup(self.event, path)
+        value = self[path] = lookup(self.event, path, self.flat)
         return value
 
 
 class _Strings(dict[str, tuple[str, ...]]):
-    __slots__ = ("raw",)
-    raw: _Raw
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> tuple[str, ...]:
-        value = self.raw[path]
-        out = () if value is MISSING else tuple(_text(v) for v in _scalars(value))
+        value = self.view.raw[path]
+        if type(value) is str:
+            out: tuple[str, ...] = (value,)
+        elif value is MISSING or value is None:
+            out = ()
+        else:
+            out = tuple(_text(v) for v in _scalars(value))
         self[path] = out
         return out
 
 
 class _Folded(dict[str, tuple[str, ...]]):
-    __slots__ = ("strings",)
-    strings: _Strings
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> tuple[str, ...]:
-        out = tuple(s.lower() for s in self.strings[path])
+        value = self.view.raw[path]
+        if type(value) is str:
+            out: tuple[str, ...] = (value.lower(),)
+        elif value is MISSING or value is None:
+            out = ()
+        else:
+            out = tuple(s.lower() for s in self.view.strings[path])
         self[path] = out
         return out
 
 
 class _Numbers(dict[str, tuple[float, ...]]):
-    __slots__ = ("raw",)
-    raw: _Raw
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> tuple[float, ...]:
-        value = self.raw[path]
+        value = self.view.raw[path]
         out: tuple[float, ...] = ()
-        if value is not MISSING:
+        if type(value) is str:
+            n = _number(value)
+            out = () if n is None else (n,)
+        elif value is not MISSING and value is not None:
             nums = [_number(v) for v in _scalars(value) if type(v) is not bool]
             out = tuple(n for n in nums if n is not None)
         self[path] = out
@@ -210,28 +245,31 @@ class _Numbers(dict[str, tuple[float, ...]]):
 
 
 class _Keys(dict[str, tuple[str, ...]]):
-    __slots__ = ("folded", "numbers")
-    folded: _Folded
-    numbers: _Numbers
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> tuple[str, ...]:
-        keys = list(self.folded[path])
-        for n in self.numbers[path]:
-            key = canonical_number(n)
-            if key not in keys:
-                keys.append(key)
-        out = tuple(keys)
+        view = self.view
+        out = view.folded[path]
+        raw = view.raw[path]
+        if type(raw) is str and plain_key(raw):
+            self[path] = out  # the folded text is the only key
+            return out
+        nums = view.numbers[path]
+        if nums:
+            extra = tuple(k for k in dict.fromkeys(canonical_number(n) for n in nums) if k not in out)
+            out = out + extra
         self[path] = out
         return out
 
 
 class _Ips(dict[str, tuple[Any, ...]]):
-    __slots__ = ("strings",)
-    strings: _Strings
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> tuple[Any, ...]:
         out = []
-        for s in self.strings[path]:
+        for s in self.view.strings[path]:
             try:
                 out.append(ipaddress.ip_address(s.strip().split("%", 1)[0]))
             except ValueError:
@@ -242,31 +280,30 @@ class _Ips(dict[str, tuple[Any, ...]]):
 
 GRAM = 3
 """Length of the character n-grams that find substrings (see :class:`NeedleSet`)."""
-STEP = 3
-"""Event text is sampled for n-grams every STEP characters."""
-LONG_NEEDLE = GRAM + STEP - 1
-"""Needles at least this long always contain one of the sampled n-grams of a text
-that contains them, at one of their first STEP offsets."""
+LONG_NEEDLE = 2 * GRAM - 1
+"""Needles this long hold an n-gram at every offset residue (see :class:`NeedleSet`)."""
+_CHUNKS = re.compile("." * GRAM, re.DOTALL).findall
 
 
 class _Grams(dict[str, frozenset[str]]):
-    __slots__ = ("folded",)
-    folded: _Folded
+    """The folded text cut into consecutive n-grams (positions 0, GRAM, 2·GRAM …)."""
+
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> frozenset[str]:
-        grams: set[str] = set()
-        for x in self.folded[path]:
-            grams.update(x[i:i + GRAM] for i in range(0, len(x) - GRAM + 1, STEP))
-        out = self[path] = frozenset(grams)
+        values = self.view.folded[path]
+        chunks = _CHUNKS(values[0]) if len(values) == 1 else [g for x in values for g in _CHUNKS(x)]
+        out = self[path] = frozenset(chunks)
         return out
 
 
 class _Chars(dict[str, frozenset[str]]):
-    __slots__ = ("folded",)
-    folded: _Folded
+    __slots__ = ("view",)
+    view: EventView
 
     def __missing__(self, path: str) -> frozenset[str]:
-        values = self.folded[path]
+        values = self.view.folded[path]
         out = self[path] = frozenset(values[0]) if len(values) == 1 else frozenset("".join(values))
         return out
 
@@ -276,7 +313,7 @@ class EventView:
     ``strings`` (text of each scalar element), ``folded`` (the same, lower-cased),
     ``numbers`` (numeric elements and numeric strings), ``keys`` (index keys:
     folded strings plus canonical numbers), ``ips``, and for substring search
-    ``grams`` (sampled n-grams of the folded text) and ``chars``."""
+    ``grams`` (consecutive n-grams of the folded text) and ``chars``."""
 
     __slots__ = ("chars", "event", "folded", "grams", "ips", "keys", "numbers", "raw", "strings")
 
@@ -284,22 +321,42 @@ class EventView:
         self.event = event
         raw = self.raw = _Raw()
         raw.event = event
-        strings = self.strings = _Strings()
-        strings.raw = raw
+        raw.flat = "." in "\x00".join(event)
         folded = self.folded = _Folded()
-        folded.strings = strings
-        numbers = self.numbers = _Numbers()
-        numbers.raw = raw
+        folded.view = self
         keys = self.keys = _Keys()
-        keys.folded = folded
-        keys.numbers = numbers
-        ips = self.ips = _Ips()
-        ips.strings = strings
-        grams = self.grams = _Grams()
-        grams.folded = folded
-        chars = self.chars = _Chars()
-        chars.folded = folded
+        keys.view = self
 
+    _LAZY: ClassVar[dict[str, type[dict[str, Any]]]] = {}  # filled below the class
+
+    def __getattr__(self, name: str) -> Any:
+        # The caches most events never need are made on first use (unset slots
+        # land here).
+        factory = EventView._LAZY.get(name)
+        if factory is None:
+            raise AttributeError(name)
+        cache = factory()
+        cache.view = self  # type: ignore[attr-defined]
+        setattr(self, name, cache)
+        return cache
+
+    def prime(self, path: str, value: Any) -> tuple[str, ...]:
+        """Folded values of a field whose raw value the caller already holds (the index
+        enumerates an object's keys): fills the caches without a path lookup."""
+        folded = self.folded.get(path)
+        if folded is not None:
+            return folded
+        self.raw[path] = value
+        if type(value) is str:
+            out = (value.lower(),)
+            self.folded[path] = out
+            if plain_key(value):
+                self.keys[path] = out
+            return out
+        return self.folded[path]
+
+
+EventView._LAZY.update(strings=_Strings, numbers=_Numbers, ips=_Ips, grams=_Grams, chars=_Chars)
 
 # Characters by how common they are in log text: a short needle is filed under its
 # least common character, so that few needles are tried on a typical value.
@@ -310,28 +367,42 @@ _RANK = {c: i for i, c in enumerate(_COMMON)}
 class NeedleSet:
     """Which of many lower-case substrings occur in a field, without trying each.
 
-    A needle of at least :data:`LONG_NEEDLE` characters is filed under its n-grams at
-    offsets ``0..STEP-1``; a text containing it has one of those among its n-grams
-    sampled every ``STEP`` characters (``EventView.grams``). A shorter needle is filed
-    under its least common character (``EventView.chars``). Only needles reached that
-    way are tested with ``in``.
+    The field's text is cut into consecutive n-grams (``EventView.grams``). A needle
+    of at least :data:`LONG_NEEDLE` characters found at position *p* covers whole
+    n-grams at its offsets *o* with ``(p + o) % GRAM == 0`` — and then at every such
+    offset. So it is filed under one n-gram per offset residue (the one fewest other
+    needles share there); a text containing it holds at least one of them. A shorter
+    needle is filed under its least common character (``EventView.chars``). Only
+    needles reached that way are tested with ``in``.
     """
 
-    __slots__ = ("_by_char", "_by_gram", "_char_keys", "_gram_keys", "always")
+    __slots__ = ("_by_char", "_by_gram", "_char_keys", "_few", "_gram_keys", "_memo", "always")
 
     def __init__(self, needles: Iterable[str]) -> None:
+        unique = list(dict.fromkeys(needles))
+        self.always = "" in unique
+        self._memo: dict[tuple[str, ...], frozenset[str]] = {}
+        # A handful of needles are tried directly: cheaper than cutting the text.
+        self._few: tuple[str, ...] | None = tuple(unique) if len(unique) <= FEW_NEEDLES else None
+        counts: dict[str, int] = {}
+        for needle in unique:
+            for gram in {needle[i:i + GRAM] for i in range(len(needle) - GRAM + 1)}:
+                counts[gram] = counts.get(gram, 0) + 1
+
+        def rarity(gram: str) -> tuple[int, int]:
+            return counts[gram], sum(_RANK.get(c, -1) for c in gram)
+
         by_gram: dict[str, list[str]] = {}
         by_char: dict[str, list[str]] = {}
-        self.always = False
-        for needle in dict.fromkeys(needles):
-            if not needle:
-                self.always = True
-            elif len(needle) >= LONG_NEEDLE:
-                for gram in {needle[o:o + GRAM] for o in range(STEP)}:
-                    by_gram.setdefault(gram, []).append(needle)
-            else:
-                rare = min(needle, key=lambda c: _RANK.get(c, -1))
-                by_char.setdefault(rare, []).append(needle)
+        for needle in unique:
+            if len(needle) >= LONG_NEEDLE:
+                for residue in range(GRAM):
+                    grams = [needle[o:o + GRAM] for o in range(residue, len(needle) - GRAM + 1, GRAM)]
+                    entries = by_gram.setdefault(min(grams, key=rarity), [])
+                    if needle not in entries:
+                        entries.append(needle)
+            elif needle:
+                by_char.setdefault(min(needle, key=lambda c: _RANK.get(c, -1)), []).append(needle)
         self._by_gram = {k: tuple(v) for k, v in by_gram.items()}
         self._by_char = {k: tuple(v) for k, v in by_char.items()}
         self._gram_keys = frozenset(by_gram)
@@ -350,15 +421,27 @@ class NeedleSet:
                 out.extend(by_char[c])
         return out
 
-    def found(self, view: EventView, fname: str) -> set[str]:
-        """The needles that occur in the field's folded values."""
+    def found(self, view: EventView, fname: str) -> frozenset[str]:
+        """The needles that occur in the field's folded values (remembered per value:
+        command lines, paths and hashes recur)."""
         values = view.folded[fname]
         if not values:
-            return set()
+            return frozenset()
+        hit = self._memo.get(values)
+        if hit is not None:
+            return hit
+        candidates = self._few if self._few is not None else self.candidates(view, fname)
         if len(values) == 1:
             x = values[0]
-            return {n for n in self.candidates(view, fname) if n in x}
-        return {n for n in self.candidates(view, fname) if any(n in x for x in values)}
+            hit = frozenset(n for n in candidates if n in x)
+        else:
+            hit = frozenset(n for n in candidates if any(n in x for x in values))
+        if self.always:
+            hit |= {""}
+        if len(self._memo) >= NEEDLE_MEMO:
+            self._memo.clear()
+        self._memo[values] = hit
+        return hit
 
     def any(self, view: EventView, fname: str) -> bool:
         values = view.folded[fname]
@@ -366,7 +449,7 @@ class NeedleSet:
             return False
         if self.always:
             return True
-        for n in self.candidates(view, fname):
+        for n in self._few if self._few is not None else self.candidates(view, fname):
             for x in values:
                 if n in x:
                     return True
@@ -383,12 +466,29 @@ def index_keys(value: Any) -> tuple[str, ...]:
 class Node:
     """A node of the compiled condition."""
 
+    late = False
+    """Tested after its siblings: the log source condition a pipeline added holds for
+    nearly every event the index lets through, so it rarely decides anything."""
+
+    def is_late(self) -> bool:
+        return self.late
+
+    def order(self) -> tuple[bool, bool, float]:
+        """Sort key among and/or operands: log source conditions last, then negated
+        filters (they seldom reject an event), cheap tests first."""
+        return self.is_late(), isinstance(self, Not), self.weight()
+
     def weight(self) -> float:
         """Relative evaluation cost, to test cheap operands of and/or first."""
         return 1.0
 
     def matcher(self) -> Matcher:
         raise NotImplementedError
+
+    def expr(self, gen: _Source) -> str:
+        """A Python expression over ``v`` (the view), ``F`` (``v.folded``) and ``R``
+        (``v.raw``) for :func:`generate`; by default a call of :meth:`matcher`."""
+        return f"{gen.const(self.matcher())}(v)"
 
     def clauses(self) -> list[Clause]:
         """Necessary clauses (empty: nothing is known to be required)."""
@@ -450,6 +550,28 @@ class StrPred(Node):
                 atoms.add((kind, name, atom[2]))
         return [frozenset(atoms)] if atoms else []
 
+    def expr(self, gen: _Source) -> str:
+        simple = not self.cased and self.field is not None and not self.any_value and not self.globs
+        if not simple:
+            return super().expr(gen)
+        kinds = [bool(self.eqs), bool(self.prefixes), bool(self.suffixes), bool(self.subs)]
+        if sum(kinds) != 1 or len(self.subs) > NEEDLE_SET_MIN:
+            return super().expr(gen)
+        path = gen.const(self.field)
+        if self.eqs:
+            eqs = {s.lower() for s in self.eqs}
+            if len(eqs) == 1:
+                return f"({gen.const(next(iter(eqs)))} in F[{path}])"
+            return f"(not {gen.const(frozenset(eqs))}.isdisjoint(F[{path}]))"
+        if self.prefixes:
+            return f"_starts(F[{path}], {gen.const(tuple(s.lower() for s in self.prefixes))})"
+        if self.suffixes:
+            return f"_ends(F[{path}], {gen.const(tuple(s.lower() for s in self.suffixes))})"
+        subs = sorted({s.lower() for s in self.subs}, key=len, reverse=True)
+        if len(subs) == 1:
+            return f"_has(F[{path}], {gen.const(subs[0])})"
+        return f"_has_any(F[{path}], {gen.const(tuple(subs))})"
+
     def matcher(self) -> Matcher:
         fname = self.field
         if not self.cased:
@@ -486,7 +608,10 @@ def _string_matcher(fname: str, cache: str, eqs: frozenset[str], pres: tuple[str
             return eq_one
 
         def eq_set(v: EventView) -> bool:
-            return any(x in eqs for x in v.folded[fname])
+            for x in v.folded[fname]:  # noqa: SIM110 (hot path: a loop beats any()+generator)
+                if x in eqs:
+                    return True
+            return False
         return eq_set
     if folded and only == [False, False, True, False, False]:
         def suffix(v: EventView) -> bool:
@@ -524,18 +649,21 @@ def _string_matcher(fname: str, cache: str, eqs: frozenset[str], pres: tuple[str
             return False
         return contains
 
+    needles = NeedleSet(subs) if folded and len(subs) > NEEDLE_SET_MIN else None
+    loop_subs = () if needles is not None else subs
+
     def general(v: EventView) -> bool:
         values = v.folded[fname] if folded else v.strings[fname]
         for x in values:
             if x in eqs or (pres and x.startswith(pres)) or (sufs and x.endswith(sufs)):
                 return True
-            for s in subs:
+            for s in loop_subs:
                 if s in x:
                     return True
             for g in globs:
                 if g.fullmatch(x):
                     return True
-        return False
+        return needles is not None and needles.any(v, fname)
     return general
 
 
@@ -635,6 +763,10 @@ class ExistsPred(Node):
     def fields(self) -> set[str]:
         return {self.field}
 
+    def expr(self, gen: _Source) -> str:
+        op = "is not" if self.exists else "is"
+        return f"(R[{gen.const(self.field)}] {op} MISSING)"
+
     def matcher(self) -> Matcher:
         fname = self.field
         if self.exists:
@@ -655,18 +787,148 @@ class RegexPred(Node):
     def weight(self) -> float:
         return 5.0 * len(self.patterns)
 
+    def clauses(self) -> list[Clause]:
+        # Literal text every match contains (``re`` on the original text implies the
+        # lower-cased literal in the folded text): one alternative per pattern.
+        literals: set[str] = set()
+        for pattern in self.patterns:
+            option = regex_literals(pattern)
+            if not option:
+                return []
+            literals |= option
+        names = [self.field] if self.field is not None else list(KEYWORD_FIELDS)
+        return [frozenset(("contains", name, lit) for name in names for lit in literals)]
+
     def matcher(self) -> Matcher:
         names = (self.field,) if self.field is not None else KEYWORD_FIELDS
-        pats = tuple(self.patterns)
+        # A pattern only runs on text holding one of its required literals: cheap
+        # substring tests spare most searches (and their backtracking). Patterns that
+        # are only literals joined by ``.*`` are not run at all.
+        pats = tuple((_ordered_search(p) or p.search, tuple(regex_literals(p) or ())) for p in self.patterns)
 
         def regex(v: EventView) -> bool:
             for name in names:
-                for x in v.strings[name]:
-                    for p in pats:
-                        if p.search(x):
+                strings = v.strings[name]
+                if not strings:
+                    continue
+                folded = v.folded[name]
+                for x, fx in zip(strings, folded, strict=True):
+                    for search, needs in pats:
+                        if needs and not any(n in fx for n in needs):
+                            continue
+                        if search(x):
                             return True
             return False
         return regex
+
+
+_MIN_LITERAL = 1
+
+
+def _ordered_search(pattern: re.Pattern[str]) -> Callable[[str], bool] | None:
+    """For a pattern that is literals joined by ``.*`` (``\\+.*\\+.*\\+``), a search
+    without backtracking: each literal found after the previous one, on one line
+    (``.`` does not cross newlines without the s flag). None for other patterns."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        parsed = _sre_parse.parse(pattern.pattern, pattern.flags)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    literals: list[str] = []
+    run: list[str] = []
+    for op, av in parsed:
+        if op is _sre.LITERAL:
+            run.append(chr(av))
+        elif (op is _sre.MAX_REPEAT or op is _sre.MIN_REPEAT) and av[0] == 0 and av[1] == _sre.MAXREPEAT \
+                and list(av[2]) == [(_sre.ANY, None)] and run:
+            literals.append("".join(run))
+            run = []
+        else:
+            return None
+    if not run or not literals:
+        return None
+    literals.append("".join(run))
+    parts = tuple(literals)
+    dotall = bool(parsed.state.flags & re.DOTALL)
+
+    def search(text: str) -> bool:
+        for line in (text,) if dotall else text.split("\n"):
+            pos = 0
+            for literal in parts:
+                found = line.find(literal, pos)
+                if found < 0:
+                    break
+                pos = found + len(literal)
+            else:
+                return True
+        return False
+    return search
+
+
+def regex_literals(pattern: re.Pattern[str]) -> set[str] | None:
+    """Lower-case ASCII strings of which every match of *pattern* contains at least
+    one (None when no such set is found). Under IGNORECASE, letters that also match
+    non-ASCII characters (``s`` ~ ``ſ``, ``i`` ~ ``ı``) end a literal."""
+    try:
+        parsed = _sre_parse.parse(pattern.pattern, pattern.flags)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    options = _required(parsed, bool(parsed.state.flags & re.IGNORECASE))
+    return max(options, key=_option_strength, default=None)
+
+
+def _option_strength(option: AbstractSet[str]) -> tuple[int, int, int]:
+    # Longer literals first, then rarer characters (a lone backquote says more than
+    # a lone space), then fewer alternatives.
+    shortest = min(option, key=len)
+    return len(shortest), -min(_RANK.get(c, -1) for c in shortest), -len(option)
+
+
+def _required(items: Any, icase: bool) -> list[set[str]]:
+    """Necessary alternatives (sets of literals) of a parsed regex sequence."""
+    options: list[set[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= _MIN_LITERAL:
+            options.append({"".join(run).lower()})
+        run.clear()
+
+    for op, av in items:
+        if op is _sre.LITERAL:
+            ch = chr(av)
+            if ch.isascii() and not (icase and ch.lower() in "is"):
+                run.append(ch)
+            else:
+                flush()
+        elif op is _sre.SUBPATTERN:
+            flush()
+            _, add_flags, del_flags, sub = av
+            sub_icase = (icase or bool(add_flags & re.IGNORECASE)) and not del_flags & re.IGNORECASE
+            options += _required(sub, sub_icase)
+        elif op is _sre.MAX_REPEAT or op is _sre.MIN_REPEAT or op is _sre.POSSESSIVE_REPEAT:
+            flush()
+            low, _, sub = av
+            if low >= 1:
+                options += _required(sub, icase)
+        elif op is _sre.ATOMIC_GROUP:
+            flush()
+            options += _required(av, icase)
+        elif op is _sre.BRANCH:
+            flush()
+            alternatives = [_required(alt, icase) for alt in av[1]]
+            if all(alternatives):
+                merged: set[str] = set()
+                for alt in alternatives:
+                    merged |= max(alt, key=_option_strength)
+                options.append(merged)
+        else:
+            flush()
+    flush()
+    return options
 
 
 @dataclass(eq=False)
@@ -714,8 +976,20 @@ class FieldRefPred(Node):
 
         def fieldref(v: EventView) -> bool:
             ys = v.folded[other]
-            return any(test(x, y) for x in v.folded[fname] for y in ys)
+            if not ys:
+                return False
+            for x in v.folded[fname]:
+                for y in ys:
+                    if test(x, y):
+                        return True
+            return False
         return fieldref
+
+    def expr(self, gen: _Source) -> str:
+        if self.starts or self.ends:
+            return super().expr(gen)
+        a, b = gen.const(self.field), gen.const(self.other)
+        return f"(not frozenset(F[{a}]).isdisjoint(F[{b}]))"
 
 
 def _time_part(value: Any, part: TimestampPart) -> int | None:
@@ -774,6 +1048,9 @@ class TimePartPred(Node):
 class Const(Node):
     value: bool
 
+    def expr(self, gen: _Source) -> str:
+        return "True" if self.value else "False"
+
     def matcher(self) -> Matcher:
         result = self.value
         return lambda v: result
@@ -782,6 +1059,9 @@ class Const(Node):
 @dataclass(eq=False)
 class And(Node):
     children: list[Node]
+
+    def is_late(self) -> bool:
+        return self.late or all(c.is_late() for c in self.children)
 
     def weight(self) -> float:
         return sum(c.weight() for c in self.children)
@@ -795,9 +1075,13 @@ class And(Node):
             out.extend(child.clauses())
         return out
 
+    def expr(self, gen: _Source) -> str:
+        ordered = sorted(self.children, key=lambda c: c.order())
+        return "(" + " and ".join(c.expr(gen) for c in ordered) + ")"
+
     def matcher(self) -> Matcher:
         # Cheap tests first: the result is the same, the misses are found sooner.
-        ms = [c.matcher() for c in sorted(self.children, key=lambda c: c.weight())]
+        ms = [c.matcher() for c in sorted(self.children, key=lambda c: c.order())]
         if len(ms) == 1:
             return ms[0]
         if len(ms) == 2:
@@ -820,6 +1104,9 @@ class And(Node):
 class Or(Node):
     children: list[Node]
 
+    def is_late(self) -> bool:
+        return self.late or all(c.is_late() for c in self.children)
+
     def weight(self) -> float:
         return sum(c.weight() for c in self.children)
 
@@ -838,8 +1125,12 @@ class Or(Node):
             atoms |= best
         return [frozenset(atoms)]
 
+    def expr(self, gen: _Source) -> str:
+        ordered = sorted(self.children, key=lambda c: c.order())
+        return "(" + " or ".join(c.expr(gen) for c in ordered) + ")"
+
     def matcher(self) -> Matcher:
-        ms = [c.matcher() for c in sorted(self.children, key=lambda c: c.weight())]
+        ms = [c.matcher() for c in sorted(self.children, key=lambda c: c.order())]
         if len(ms) == 1:
             return ms[0]
         if len(ms) == 2:
@@ -859,28 +1150,79 @@ class Or(Node):
 class Not(Node):
     child: Node
 
+    def is_late(self) -> bool:
+        return self.late or self.child.is_late()
+
     def weight(self) -> float:
         return self.child.weight()
 
     def fields(self) -> set[str]:
         return self.child.fields()
 
+    def expr(self, gen: _Source) -> str:
+        return f"(not {self.child.expr(gen)})"
+
     def matcher(self) -> Matcher:
         m = self.child.matcher()
         return lambda v: not m(v)
 
 
-_KIND_WEIGHT = {"eq": 1.0, "prefix": 2.0, "suffix": 2.0, "contains": 3.0}
+@dataclass(eq=False)
+class Coalesce(Node):
+    """One Sigma field mapped to alternative ECS fields that an event has one of
+    (Sysmon's ``Image`` is Security 4688's ``NewProcessName``): the test applies to the
+    first field the event has. An ``or`` over the fields would be wrong for tests that
+    hold on an absent field (``ParentImage: null``, ``not … endswith``)."""
+
+    options: list[tuple[str, Node]]
+
+    def weight(self) -> float:
+        return max(n.weight() for _, n in self.options)
+
+    def fields(self) -> set[str]:
+        return set().union(*(n.fields() for _, n in self.options))
+
+    def clauses(self) -> list[Clause]:
+        return Or([n for _, n in self.options]).clauses()
+
+    def expr(self, gen: _Source) -> str:
+        out = self.options[0][1].expr(gen)  # none present: the first field (absent)
+        for fname, node in reversed(self.options):
+            out = f"({node.expr(gen)} if R[{gen.const(fname)}] is not MISSING else {out})"
+        return out
+
+    def matcher(self) -> Matcher:
+        options = [(fname, node.matcher()) for fname, node in self.options]
+        fallback = options[0][1]
+
+        def coalesce(v: EventView) -> bool:
+            raw = v.raw
+            for fname, m in options:
+                if raw[fname] is not MISSING:
+                    return m(v)
+            return fallback(v)
+        return coalesce
+
+
+_KIND_CHANCE = {"prefix": 0.2, "suffix": 0.2, "contains": 0.5}
+_PER_CHARACTER = 0.6
+_EQ_CHANCE = 0.03
+"""Equality: a long value is not a rare one (``Microsoft Corporation``), so its length
+says nothing."""
 
 
 def atom_cost(atom: Atom) -> float:
-    """Rough chance that an atom holds: short literals and substring tests are weak."""
+    """Rough chance that an atom holds for an event: a prefix or suffix is rarer than a
+    substring, and every character of it makes it rarer."""
     kind, _, literal = atom
-    return _KIND_WEIGHT[kind] * (1.0 + 8.0 / (1 + len(literal)))
+    if kind == "eq":
+        return _EQ_CHANCE
+    return _KIND_CHANCE[kind] * _PER_CHARACTER ** len(literal)
 
 
 def clause_cost(clause: Clause) -> float:
-    return sum(atom_cost(a) for a in clause)
+    """Rough chance that a clause holds (capped at 1)."""
+    return min(1.0, sum(atom_cost(a) for a in clause))
 
 
 # --- pySigma condition tree → predicate tree ---------------------------------------
@@ -1089,23 +1431,94 @@ def _simplify(node: Node) -> Node:
     return node
 
 
-def condition_node(tree: Any) -> Node:
-    """Predicate tree of one parsed pySigma condition."""
-    if isinstance(tree, ConditionAND):
-        return And([condition_node(a) for a in tree.args if a is not None])
-    if isinstance(tree, ConditionOR):
-        return Or([condition_node(a) for a in tree.args if a is not None])
+LOGSOURCE_ITEM_PREFIX = "logsource-"
+"""Pipeline items that add a log source's selecting condition have ids starting with
+this (rules/pipelines/*.yml)."""
+
+
+def _mark_late(node: Node) -> None:
+    node.late = True
+    if isinstance(node, And | Or):
+        for child in node.children:
+            _mark_late(child)
+
+
+def _item_node(item: SigmaDetectionItem) -> Node:
+    """One ``field|modifiers: values`` entry (values or-linked, or and-linked by
+    ``all``; ``neq`` negates), as pySigma's SigmaDetectionItem.postprocess reads it."""
+    if not item.value:
+        if item.field is None:
+            raise CompileError("a null value needs a field")
+        node: Node = NullPred(item.field)
+    else:
+        leaves = [_value_node(item.field, value) for value in item.value]
+        linking = And if item.value_linking is ConditionAND else Or
+        node = leaves[0] if len(leaves) == 1 else linking(leaves)
+    if item.negated:
+        node = Not(node)
+    if any(i.startswith(LOGSOURCE_ITEM_PREFIX) for i in item.applied_processing_items):
+        _mark_late(node)
+    return node
+
+
+def _mapped_alternatives(detection: SigmaDetection) -> list[str] | None:
+    """The fields of copies of one item that a field mapping to several names made
+    (pySigma links them with ``or`` and they share the value list), else None."""
+    items = detection.detection_items
+    if detection.item_linking is not ConditionOR or len(items) < 2:
+        return None
+    if not all(isinstance(i, SigmaDetectionItem) and i.field is not None for i in items):
+        return None
+    first = items[0]
+    assert isinstance(first, SigmaDetectionItem)
+    fields = [i.field for i in items if isinstance(i, SigmaDetectionItem) and i.value is first.value]
+    if len(fields) != len(items) or len(set(fields)) != len(fields) or not first.applied_processing_items:
+        return None
+    return [f for f in fields if f is not None]
+
+
+def _detection_node(detection: SigmaDetection) -> Node | None:
+    """A named detection (map: and, list: or), as pySigma's postprocess reads it."""
+    alternatives = _mapped_alternatives(detection)
+    if alternatives is not None:
+        nodes = [_item_node(i) for i in detection.detection_items if isinstance(i, SigmaDetectionItem)]
+        return Coalesce(list(zip(alternatives, nodes, strict=True)))
+    children = [n for n in (
+        _detection_node(i) if isinstance(i, SigmaDetection) else _item_node(i) for i in detection.detection_items
+    ) if n is not None]
+    if not children:
+        return None
+    linking = And if detection.item_linking is ConditionAND else Or
+    return children[0] if len(children) == 1 else linking(children)
+
+
+def condition_node(tree: Any, detections: SigmaDetections) -> Node | None:
+    """Predicate tree of one condition parse tree (``parse(postprocess=False)``):
+    selection names and ``1 of``/``all of``/``them`` resolved to their detections. As
+    in pySigma, a quantifier that names no detection drops out (``… and not 1 of
+    filter_*`` without filters is ``…``)."""
+    if isinstance(tree, ConditionIdentifier):
+        try:
+            detection = detections[tree.identifier]
+        except KeyError:
+            raise CompileError(f"detection {tree.identifier!r} is not defined") from None
+        return _detection_node(detection)
+    if isinstance(tree, ConditionSelector):
+        parts = [condition_node(i, detections) for i in tree.resolve_referenced_detections(detections)]
+        kept = [p for p in parts if p is not None]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else (And if tree.cond_class is ConditionAND else Or)(kept)
+    if isinstance(tree, ConditionAND | ConditionOR):
+        kept = [n for n in (condition_node(a, detections) for a in tree.args if a is not None) if n is not None]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else (And if isinstance(tree, ConditionAND) else Or)(kept)
     if isinstance(tree, ConditionNOT):
-        args = [a for a in tree.args if a is not None]
-        if len(args) != 1:
-            raise CompileError("'not' needs exactly one operand")
-        return Not(condition_node(args[0]))
-    if isinstance(tree, ConditionFieldEqualsValueExpression):
-        return _value_node(tree.field, tree.value)
-    if isinstance(tree, ConditionValueExpression):
-        return _value_node(None, tree.value)
-    if isinstance(tree, ConditionItem):
-        raise CompileError(f"unsupported condition element {type(tree).__name__}")
+        inner = [n for n in (condition_node(a, detections) for a in tree.args if a is not None) if n is not None]
+        if len(inner) > 1:
+            raise CompileError("'not' takes one operand")
+        return Not(inner[0]) if inner else None
     raise CompileError(f"unsupported condition element {type(tree).__name__}")
 
 
@@ -1113,13 +1526,76 @@ def rule_node(rule: SigmaRule) -> Node:
     """The whole detection: a rule with several conditions matches when any does."""
     branches: list[Node] = []
     for condition in rule.detection.parsed_condition:
-        tree = condition.parse()
-        if tree is None:
+        tree = condition.parse(postprocess=False)
+        node = condition_node(tree, rule.detection)
+        if node is None:
             raise CompileError(f"condition {condition.condition!r} selects nothing")
-        branches.append(condition_node(tree))
+        branches.append(node)
     if not branches:
         raise CompileError("the rule has no condition")
     return _simplify(Or(branches))
+
+
+# --- code generation ---------------------------------------------------------------
+# A rule's predicate tree becomes one Python function: and/or/not are Python's own
+# short-circuit operators and the commonest tests are inlined, instead of a call per
+# node. Rule values never enter the source text: they are bound as constants.
+
+def _starts(values: tuple[str, ...], prefixes: tuple[str, ...]) -> bool:
+    for x in values:  # noqa: SIM110 (hot path: a loop beats any()+generator)
+        if x.startswith(prefixes):
+            return True
+    return False
+
+
+def _ends(values: tuple[str, ...], suffixes: tuple[str, ...]) -> bool:
+    for x in values:  # noqa: SIM110 (hot path: a loop beats any()+generator)
+        if x.endswith(suffixes):
+            return True
+    return False
+
+
+def _has(values: tuple[str, ...], needle: str) -> bool:
+    for x in values:  # noqa: SIM110 (hot path: a loop beats any()+generator)
+        if needle in x:
+            return True
+    return False
+
+
+def _has_any(values: tuple[str, ...], needles: tuple[str, ...]) -> bool:
+    for x in values:
+        for needle in needles:
+            if needle in x:
+                return True
+    return False
+
+
+class _Source:
+    """Constants of a generated function."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {
+            "MISSING": MISSING, "_starts": _starts, "_ends": _ends, "_has": _has, "_has_any": _has_any}
+
+    def const(self, value: Any) -> str:
+        name = f"k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+
+def generate(node: Node) -> Matcher:
+    """One function for the whole tree (the closures when that cannot be compiled,
+    e.g. a tree too deep for Python's parser)."""
+    gen = _Source()
+    try:
+        source = f"def match(v):\n    F = v.folded\n    R = v.raw\n    return {node.expr(gen)}\n"
+        code = compile(source, "<sigma-rule>", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return node.matcher()
+    namespace = dict(gen.names)
+    exec(code, namespace)  # the source is ours; rule values are bound constants
+    match: Matcher = namespace["match"]
+    return match
 
 
 # --- compiled rules ----------------------------------------------------------------
@@ -1147,7 +1623,7 @@ def compile_rule(rule: SigmaRule, info: RuleInfo, *, active: bool = True) -> Com
     """Compile a pipeline-processed rule; raises :class:`CompileError` (or pySigma's
     errors for broken conditions)."""
     node = rule_node(rule)
-    return CompiledRule(info=info, match=node.matcher(), clauses=_dedupe(node.clauses()),
+    return CompiledRule(info=info, match=generate(node), clauses=_dedupe(node.clauses()),
                         fields=frozenset(node.fields()), rule=rule, active=active)
 
 

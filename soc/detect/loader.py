@@ -31,14 +31,12 @@ from sigma.types import Placeholder, SigmaExpansion, SigmaRegularExpression, Sig
 
 from collectors.ecs_fields import FIELD_TYPES
 from collectors.event import stable_id
-from soc.detect.compiler import KEYWORD_FIELDS, CompiledRule, CompileError, compile_rule
+from soc.detect.compiler import KEYWORD_FIELDS, LOGSOURCE_ITEM_PREFIX, CompiledRule, CompileError, compile_rule
+from soc.detect.correlation import split_range_condition
 from soc.detect.model import RuleInfo
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINES = REPO / "rules" / "pipelines"
-LOGSOURCE_ITEM_PREFIX = "logsource-"
-"""Pipeline items that add a log source's selecting condition have ids starting with
-this; a rule none of them applies to selects nothing we parse."""
 RULE_SUFFIXES = (".yml", ".yaml")
 
 
@@ -309,7 +307,9 @@ def _parse_source(source: _Source, out: RuleSet) -> list[_Parsed]:
             elif action is not None:
                 raise SigmaError(f"unknown Sigma collection action {action!r}")
             elif "correlation" in doc:
-                rule = SigmaCorrelationRule.from_dict(doc, collect_errors=True, source=where)
+                # pySigma keeps one operator of a range condition; the correlation
+                # engine reads the whole range from a custom attribute.
+                rule = SigmaCorrelationRule.from_dict(split_range_condition(doc), collect_errors=True, source=where)
             elif "filter" in doc:
                 rule = SigmaFilter.from_dict(doc, collect_errors=True, source=where)
             else:
@@ -428,11 +428,16 @@ def _compile_rules(items: list[_Parsed], pipeline: ProcessingPipeline, placehold
             for detection in rule.detection.detections.values():
                 _expand_detection(detection, placeholders)
             pipeline.apply(rule)
+            # A rule no log source item applied to selects nothing we parse.
             active = any(i.startswith(LOGSOURCE_ITEM_PREFIX) for i in pipeline.applied_ids)
             c = compile_rule(rule, rule_info(rule), active=active)
-        except (SigmaError, CompileError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            out.skipped.append(Skipped(item.path, rule_id(rule), rule.title, item.where(_sigma_error(exc)
-                                       if isinstance(exc, SigmaError) else str(exc) or type(exc).__name__)))
+        except CompileError as exc:
+            out.skipped.append(Skipped(item.path, rule_id(rule), rule.title, item.where(str(exc))))
+            continue
+        except (SigmaError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # pySigma's transformations and condition parser fail in assorted ways on
+            # rules they cannot handle; the rule is skipped, never the whole load.
+            out.skipped.append(Skipped(item.path, rule_id(rule), rule.title, item.where(_sigma_error(exc))))
             continue
         compiled.append(c)
         out.warnings.extend(_validate(c, item))
