@@ -321,7 +321,10 @@ class EventView:
         self.event = event
         raw = self.raw = _Raw()
         raw.event = event
-        raw.flat = "." in "\x00".join(event)
+        try:
+            raw.flat = "." in "\x00".join(event)
+        except TypeError:  # a key that is not text: take the careful path
+            raw.flat = True
         folded = self.folded = _Folded()
         folded.view = self
         keys = self.keys = _Keys()
