@@ -37,6 +37,7 @@ import math
 import re
 import re._constants as _sre
 import re._parser as _sre_parse
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -466,7 +467,7 @@ def index_keys(value: Any) -> tuple[str, ...]:
 
 # --- predicate tree ----------------------------------------------------------------
 
-class Node:
+class Node(ABC):
     """A node of the compiled condition."""
 
     late = False
@@ -485,8 +486,9 @@ class Node:
         """Relative evaluation cost, to test cheap operands of and/or first."""
         return 1.0
 
+    @abstractmethod
     def matcher(self) -> Matcher:
-        raise NotImplementedError
+        """A closure over the event view: does this node hold?"""
 
     def expr(self, gen: _Source) -> str:
         """A Python expression over ``v`` (the view), ``F`` (``v.folded``) and ``R``
