@@ -27,13 +27,13 @@ RulesOpt = Annotated[
 
 
 def _detect_options(cfg: SocConfig) -> Any:
-    from soc.detect.stage import DetectOptions, _options
+    from soc.detect.stage import DetectOptions, resolve_options
     from soc.pipeline.stages import StageContext
 
     for spec in cfg.transforms:
         if spec.type == "detect":
-            return _options(StageContext(None, cfg.tz, {}, spec.options, cfg))  # type: ignore[arg-type]
-    return _options(StageContext(None, cfg.tz, {}, DetectOptions().model_dump(), cfg))  # type: ignore[arg-type]
+            return resolve_options(StageContext(None, cfg.tz, {}, spec.options, cfg))  # type: ignore[arg-type]
+    return resolve_options(StageContext(None, cfg.tz, {}, DetectOptions().model_dump(), cfg))  # type: ignore[arg-type]
 
 
 def _ruleset(cfg: SocConfig, rules: list[Path] | None) -> Any:

@@ -132,7 +132,7 @@ class DetectStage(Transform):
             self.alerts.raise_detections(detections)
 
 
-def _options(ctx: StageContext) -> DetectOptions:
+def resolve_options(ctx: StageContext) -> DetectOptions:
     where = ctx.config.config_path if ctx.config is not None else Path("config/soc.yaml")
     try:
         options = DetectOptions.model_validate(ctx.options)
@@ -163,5 +163,5 @@ def open_alert_store(config: Any, options: DetectOptions) -> AlertStore:
 
 @register_transform("detect")
 def _detect(ctx: StageContext) -> Transform:
-    options = _options(ctx)
+    options = resolve_options(ctx)
     return DetectStage(options, open_alert_store(ctx.config, options))
