@@ -1062,7 +1062,9 @@ class Const(Node):
 
 
 @dataclass(eq=False)
-class And(Node):
+class _Group(Node):
+    """What ``and`` and ``or`` share: operands, and cost and fields summed over them."""
+
     children: list[Node]
 
     def is_late(self) -> bool:
@@ -1074,6 +1076,10 @@ class And(Node):
     def fields(self) -> set[str]:
         return set().union(*(c.fields() for c in self.children))
 
+
+
+@dataclass(eq=False)
+class And(_Group):
     def clauses(self) -> list[Clause]:
         out: list[Clause] = []
         for child in self.children:
@@ -1106,18 +1112,7 @@ class And(Node):
 
 
 @dataclass(eq=False)
-class Or(Node):
-    children: list[Node]
-
-    def is_late(self) -> bool:
-        return self.late or all(c.is_late() for c in self.children)
-
-    def weight(self) -> float:
-        return sum(c.weight() for c in self.children)
-
-    def fields(self) -> set[str]:
-        return set().union(*(c.fields() for c in self.children))
-
+class Or(_Group):
     def clauses(self) -> list[Clause]:
         # One clause per branch is necessary for the branch; their union is necessary
         # for the disjunction. Each branch contributes its most specific clause.

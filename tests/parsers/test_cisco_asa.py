@@ -3,36 +3,25 @@ Cisco ASA syslog reference documents them."""
 
 from __future__ import annotations
 
-from functools import cache
-
-import orjson
 import pytest
 
 import collectors.parsers  # noqa: F401  (registers the parsers)
-from collectors.event import PARSE_FAILURE_TAG, Event
-from collectors.parsers import Dispatcher, ParseContext
+from collectors.parsers import ParseContext
 from collectors.parsers.cisco_asa import CiscoAsaParser
 from tests.conftest import DATASETS
+from tests.parsers.helpers import failed as _failed
+from tests.parsers.helpers import parse as _parse
+from tests.parsers.helpers import wazuh_logs
 
 WAZUH = DATASETS / "firewall" / "wazuh" / "cisco_asa.jsonl"
 
 
-@cache
 def _wazuh() -> tuple[str, ...]:
-    rows = WAZUH.read_text(encoding="utf-8").splitlines()
-    return tuple(orjson.loads(row)["log"] for row in rows if row.strip())
+    return wazuh_logs(WAZUH)
 
 
 def _wazuh_line(contains: str) -> str:
     return next(line for line in _wazuh() if contains in line)
-
-
-def _parse(line: str, ctx: ParseContext, fmt: str | None = None) -> Event:
-    return Dispatcher().parse(line, fmt, ctx)
-
-
-def _failed(event: Event) -> bool:
-    return PARSE_FAILURE_TAG in event.get("tags", ())
 
 
 # --- whole file ------------------------------------------------------------------

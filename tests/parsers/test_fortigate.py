@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 from functools import cache
 
-import orjson
 import pytest
 
 import collectors.parsers  # noqa: F401  (registers the parsers)
-from collectors.event import PARSE_FAILURE_TAG, Event
-from collectors.parsers import Dispatcher, ParseContext
+from collectors.parsers import ParseContext
 from collectors.parsers.fortigate import FortigateParser, split_pairs
 from tests.conftest import DATASETS
+from tests.parsers.helpers import failed as _failed
+from tests.parsers.helpers import parse as _parse
+from tests.parsers.helpers import wazuh_logs
 
 ODD_LINES = DATASETS / "firewall" / "elastic" / "test-fortinet.odd-lines.log"
 WAZUH = DATASETS / "firewall" / "wazuh" / "fortigate.jsonl"
@@ -27,10 +28,8 @@ def _odd_lines() -> tuple[str, ...]:
     return tuple(line for line in ODD_LINES.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-@cache
 def _wazuh() -> tuple[str, ...]:
-    rows = WAZUH.read_text(encoding="utf-8").splitlines()
-    return tuple(orjson.loads(row)["log"] for row in rows if row.strip())
+    return wazuh_logs(WAZUH)
 
 
 def _wazuh_line(contains: str) -> str:
@@ -39,14 +38,6 @@ def _wazuh_line(contains: str) -> str:
 
 def _odd_line(contains: str) -> str:
     return next(line for line in _odd_lines() if contains in line)
-
-
-def _parse(line: str, ctx: ParseContext, fmt: str | None = None) -> Event:
-    return Dispatcher().parse(line, fmt, ctx)
-
-
-def _failed(event: Event) -> bool:
-    return PARSE_FAILURE_TAG in event.get("tags", ())
 
 
 # --- whole files -----------------------------------------------------------------

@@ -12,10 +12,12 @@ import orjson
 import pytest
 
 import collectors.parsers  # noqa: F401  (registers the parsers)
-from collectors.event import PARSE_FAILURE_TAG, Event
+from collectors.event import Event
 from collectors.parsers import Dispatcher, ParseContext
 from collectors.parsers.web_access import AccessLogParser, _clf_timestamp
 from tests.conftest import DATASETS
+from tests.parsers.helpers import failed as _failed
+from tests.parsers.helpers import parse as _parse
 
 WEB = DATASETS / "web"
 ACCESS_FILES = (
@@ -39,14 +41,6 @@ def _wazuh(name: str) -> tuple[str, ...]:
 
 def _wazuh_line(name: str, contains: str) -> str:
     return next(line for line in _wazuh(name) if contains in line)
-
-
-def _parse(line: str, ctx: ParseContext, fmt: str | None = None) -> Event:
-    return Dispatcher().parse(line, fmt, ctx)
-
-
-def _failed(event: Event) -> bool:
-    return PARSE_FAILURE_TAG in event.get("tags", ())
 
 
 def _parse_rate(lines: tuple[str, ...], ctx: ParseContext, fmt: str | None) -> float:
