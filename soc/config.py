@@ -42,11 +42,74 @@ class ApiConfig(_Model):
 
 
 class StoreConfig(_Model):
-    type: Literal["sqlite"] = "sqlite"
+    type: Literal["sqlite", "elasticsearch"] = "sqlite"
+    """``elasticsearch`` stores events in the cluster the ``elasticsearch`` section names."""
     path: Path = Path("events.db")
     """Relative to ``data_dir``."""
     synchronous: Literal["full", "normal"] = "full"
     retention_days: int = Field(365, gt=0)
+
+
+class BulkConfig(_Model):
+    max_docs: int = Field(2000, gt=0, le=100_000)
+    """Documents per bulk request (a pipeline batch is split into requests this size)."""
+    max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    concurrency: int = Field(2, gt=0, le=32)
+    """Bulk requests in flight at once."""
+    max_retries: int = Field(6, ge=0, le=100)
+    """Retries of a request or document refused with 429 or 5xx, with exponential backoff."""
+    initial_backoff: float = Field(0.5, gt=0)
+    max_backoff: float = Field(30.0, gt=0)
+
+
+# Minimum log retention per security level (cấp độ), in days: TCVN 14423:2026 asks
+# L2 >= 1 month, L3 >= 3 months, L4 >= 6 months, L5 >= 12 months (compliance-vn.md
+# VN-LOG-04). Decree 330 Art. 34.1.c penalises keeping login data under 90 days, so
+# no level keeps less than 90 days by default.
+LEGAL_MIN_RETENTION_DAYS: dict[int, int] = {1: 0, 2: 30, 3: 90, 4: 180, 5: 365}
+DEFAULT_RETENTION_DAYS: dict[int, int] = {1: 90, 2: 90, 3: 90, 4: 180, 5: 365}
+
+
+class ElasticsearchConfig(_Model):
+    url: list[str] = []
+    """One or more node URLs (``SOC_ELASTICSEARCH_URL``, comma-separated)."""
+    api_key: str | None = None
+    """An encoded API key (``SOC_ELASTICSEARCH_API_KEY``); preferred over user/password."""
+    username: str | None = None
+    password: str | None = None
+    ca_cert: Path | None = None
+    """PEM file of the CA that signed the cluster's certificate (``SOC_ELASTICSEARCH_CA_CERT``)."""
+    verify_certs: bool = True
+    request_timeout: float = Field(30.0, gt=0)
+    namespace: str = Field("soc", pattern=r"^[a-z0-9_]{1,40}$")
+    """Data stream namespace; the security level is appended (``logs-<dataset>-soc.l3``)."""
+    unknown_fields: Literal["flattened", "stored"] = "flattened"
+    """Vendor objects (``fortinet.firewall``, ``winlog.event_data`` …) as one flattened field
+    each (searchable by key) or only kept in ``_source``; other unmapped fields are always
+    kept in ``_source`` without being indexed."""
+    retention_days: dict[int, int] = DEFAULT_RETENTION_DAYS
+    """Days to keep events per security level 1-5 (an ILM delete phase)."""
+    unclassified_retention_days: int = Field(365, gt=0)
+    """Events of systems without a level: kept as long as the strictest level."""
+    bulk: BulkConfig = BulkConfig()
+    mirror_alerts: bool = True
+    """Copy alerts, kept in step with triage, into ``alerts_index`` for Kibana."""
+    alerts_index: str = Field("soc-alerts", pattern=r"^[a-z0-9][a-z0-9_.-]{0,100}$")
+    setup_templates: bool = True
+    """Install component/index templates and ILM policies at start (needs the
+    ``manage_index_templates`` and ``manage_ilm`` privileges)."""
+
+    @field_validator("retention_days")
+    @classmethod
+    def _levels(cls, value: dict[int, int]) -> dict[int, int]:
+        merged = {**DEFAULT_RETENTION_DAYS, **value}
+        for level, days in merged.items():
+            if level not in LEGAL_MIN_RETENTION_DAYS:
+                raise ValueError(f"unknown security level {level} (levels are 1-5)")
+            if days < LEGAL_MIN_RETENTION_DAYS[level]:
+                raise ValueError(f"level {level} must keep logs at least {LEGAL_MIN_RETENTION_DAYS[level]} days "
+                                 f"(TCVN 14423:2026), got {days}")
+        return merged
 
 
 class PipelineConfig(_Model):
@@ -54,6 +117,10 @@ class PipelineConfig(_Model):
     queue_batches: int = Field(64, gt=0)
     status_interval: float = Field(30.0, gt=0)
     spool_replay_interval: float = Field(10.0, gt=0)
+    spool_max_bytes: int = Field(2 * 1024**3, gt=0)
+    """Disk quota of each sink's spool; past it the spool refuses batches and raises an alarm."""
+    spool_alarm_ratio: float = Field(0.8, gt=0, le=1)
+    """Fill ratio at which the spool alarm (metric, log line, SOC alert) fires."""
 
 
 class TlsConfig(_Model):
@@ -102,8 +169,28 @@ class HttpIngestSource(_SourceBase):
     type: Literal["http_ingest"]
 
 
+class ElasticTailSource(_SourceBase):
+    """New documents of existing indices (Beats, Wazuh …) fed through the pipeline."""
+
+    type: Literal["elasticsearch_tail"]
+    index: str = Field(min_length=1)
+    """Index, alias, data stream or pattern: ``winlogbeat-*``, ``wazuh-alerts-4.x-*``."""
+    mapping: Literal["auto", "ecs", "wazuh"] = "auto"
+    """How documents become events: ECS documents (Beats, Elastic Agent) are taken as
+    they are; Wazuh alerts are mapped; ``auto`` decides per document."""
+    url: list[str] = []
+    """Cluster to read; empty means the ``elasticsearch`` section's cluster."""
+    timestamp_field: str = "@timestamp"
+    settle_seconds: float = Field(60.0, ge=0)
+    """Only documents older than this are read, so late arrivals are not skipped."""
+    start_from: str = "now"
+    """``beginning``, ``now`` or a relative age such as ``7d`` for the first run."""
+    poll_interval: float = Field(5.0, gt=0)
+    page_size: int = Field(1000, gt=0, le=10_000)
+
+
 SourceConfig = Annotated[
-    SyslogUdpSource | SyslogTcpSource | FileSource | EvtxSource | HttpIngestSource,
+    SyslogUdpSource | SyslogTcpSource | FileSource | EvtxSource | HttpIngestSource | ElasticTailSource,
     Field(discriminator="type"),
 ]
 
@@ -133,6 +220,7 @@ class SocConfig(_Model):
     json_mappings_dir: Path | None = Path("json_mappings")
     api: ApiConfig = ApiConfig()
     store: StoreConfig = StoreConfig()
+    elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
     pipeline: PipelineConfig = PipelineConfig()
     sources: dict[str, SourceConfig] = {}
     transforms: list[TransformConfig] = [TransformConfig(type="parse"), TransformConfig(type="enrich")]
@@ -189,8 +277,10 @@ _FIXES = {
     "float_parsing": ("dùng một số, ví dụ 0.5", "use a number, e.g. 0.5"),
     "literal_error": ("dùng một trong các giá trị được phép", "use one of the allowed values"),
     "union_tag_invalid": (
-        "dùng một loại hợp lệ: syslog_udp, syslog_tcp, file, evtx, http_ingest (nguồn) hoặc store, file (đích)",
-        "use a valid type: syslog_udp, syslog_tcp, file, evtx, http_ingest (sources) or store, file (sinks)",
+        "dùng một loại hợp lệ: syslog_udp, syslog_tcp, file, evtx, http_ingest, elasticsearch_tail (nguồn) "
+        "hoặc store, file (đích)",
+        "use a valid type: syslog_udp, syslog_tcp, file, evtx, http_ingest, elasticsearch_tail (sources) "
+        "or store, file (sinks)",
     ),
     "union_tag_not_found": ("thêm khóa 'type'", "add a 'type' key"),
     "less_than_equal": ("dùng giá trị nhỏ hơn", "use a smaller value"),
@@ -286,6 +376,13 @@ def _resolve(cfg: SocConfig, cfg_path: Path) -> SocConfig:
             src = src.model_copy(update={"tls": tls})
         sources[name] = src
     updates["sources"] = sources
+    if cfg.elasticsearch.ca_cert is not None:
+        updates["elasticsearch"] = cfg.elasticsearch.model_copy(
+            update={"ca_cert": _under(base, cfg.elasticsearch.ca_cert)})
+    if cfg.store.type == "elasticsearch" and not cfg.elasticsearch.url:
+        raise ConfigError(cfg_path, "elasticsearch.url", "store.type is 'elasticsearch' but no cluster URL is set",
+                          "đặt elasticsearch.url hoặc SOC_ELASTICSEARCH_URL / set elasticsearch.url or "
+                          "SOC_ELASTICSEARCH_URL (e.g. https://es1:9200)")
     return cfg.model_copy(update=updates)
 
 
@@ -300,7 +397,9 @@ def _under(base: Path, path: Path) -> Path:
 
 def _apply_env(raw: dict[str, Any]) -> None:
     """``SOC_API_PORT``, ``SOC_API_HOST``, ``SOC_SYSLOG_PORT``, ``SOC_SYSLOG_HOST``,
-    ``SOC_TIMEZONE``, ``SOC_RETENTION_DAYS`` override the file (``SOC_DATA_DIR`` is
+    ``SOC_TIMEZONE``, ``SOC_RETENTION_DAYS``, ``SOC_ELASTICSEARCH_URL`` (also selects the
+    Elasticsearch store), ``SOC_ELASTICSEARCH_API_KEY``, ``…_USERNAME``, ``…_PASSWORD``,
+    ``…_CA_CERT`` override the file (``SOC_DATA_DIR`` is
     applied after validation because it is relative to the working directory)."""
     env = os.environ
     if "SOC_API_PORT" in env:
@@ -311,6 +410,21 @@ def _apply_env(raw: dict[str, Any]) -> None:
         raw["timezone"] = env["SOC_TIMEZONE"]
     if "SOC_RETENTION_DAYS" in env:
         raw.setdefault("store", {})["retention_days"] = env["SOC_RETENTION_DAYS"]
+    es = raw.get("elasticsearch")
+    if not isinstance(es, dict):
+        es = {}
+    if env.get("SOC_ELASTICSEARCH_URL"):
+        es["url"] = [u.strip() for u in env["SOC_ELASTICSEARCH_URL"].split(",") if u.strip()]
+        # Pointing the SOC at a cluster is what makes it the event store.
+        raw.setdefault("store", {})["type"] = "elasticsearch"
+    for var, key in (("SOC_ELASTICSEARCH_API_KEY", "api_key"), ("SOC_ELASTICSEARCH_USERNAME", "username"),
+                     ("SOC_ELASTICSEARCH_PASSWORD", "password"), ("SOC_ELASTICSEARCH_CA_CERT", "ca_cert")):
+        if env.get(var):
+            es[key] = env[var]
+    if isinstance(es.get("url"), str):
+        es["url"] = [u.strip() for u in es["url"].split(",") if u.strip()]
+    if es:
+        raw["elasticsearch"] = es
     for src in (raw.get("sources") or {}).values():
         if isinstance(src, dict) and str(src.get("type", "")).startswith("syslog_"):
             if "SOC_SYSLOG_PORT" in env:

@@ -40,6 +40,8 @@ from soc.config import (
 from soc.i18n import t
 from soc.pipeline.build import Topology, build_topology
 from soc.pipeline.core import AsyncPipeline
+from soc.store.base import StoreUnavailable
+from soc.store.elastic.store import ElasticEventStore
 
 log = logging.getLogger("soc.service")
 
@@ -202,7 +204,10 @@ def _print_banner(cfg: SocConfig, console: Console, sources: list[Source], api_p
             rows.append((t("run.files"), ", ".join(source.include)))
         elif isinstance(source, EvtxInboxSource):
             rows.append((t("run.evtx"), ", ".join(source.include)))
-    rows.append((t("run.store"), f"SQLite {cfg.store_path}"))
+    if cfg.store.type == "elasticsearch":
+        rows.append((t("run.store"), f"Elasticsearch {', '.join(cfg.elasticsearch.url)}"))
+    else:
+        rows.append((t("run.store"), f"SQLite {cfg.store_path}"))
     rows.append((t("run.data_dir"), str(cfg.data_dir)))
     for label, value in rows:
         console.print(f"[bold]{label}[/bold]: {value}", highlight=False, soft_wrap=True)
@@ -229,6 +234,14 @@ async def _status(console: Console, topo: Topology, runner: AsyncPipeline) -> No
 
 async def _retention(cfg: SocConfig, topo: Topology, runner: AsyncPipeline) -> None:
     cutoff = datetime.now(UTC) - timedelta(days=cfg.store.retention_days)
-    removed = await runner.call(topo.store.delete_before, cutoff)
+    if isinstance(topo.store, ElasticEventStore):
+        # Per security level: ILM on Elasticsearch, our own deletes on OpenSearch.
+        try:
+            removed = await runner.call(topo.store.apply_retention)
+        except StoreUnavailable as exc:
+            log.warning("retention skipped, store unavailable / bỏ qua lưu giữ, kho không sẵn sàng: %s", exc)
+            return
+    else:
+        removed = await runner.call(topo.store.delete_before, cutoff)
     if removed:
         log.info("retention: removed %d events older than %s", removed, cutoff.isoformat())

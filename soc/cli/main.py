@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, 
 from rich.table import Table
 
 from soc.cli.common import ConfigOpt, console, err_console, fail, load
+from soc.cli.dashboards import dashboards_app
 from soc.cli.rules import alerts_app, rules_app
 from soc.config import ConfigError
 from soc.i18n import t
@@ -28,6 +29,7 @@ app.add_typer(systems_app, name="systems")
 app.add_typer(admin_app, name="admin")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(dashboards_app, name="dashboards")
 
 
 @app.callback()

@@ -1,0 +1,1 @@
+"""The Elasticsearch event store: templates, shipping, search, retention."""
