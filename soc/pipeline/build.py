@@ -8,6 +8,7 @@ from pathlib import Path
 from collectors.parsers import JsonMapping
 from collectors.parsers.json_audit import load_json_mappings
 from soc.config import ConfigError, FileSinkConfig, SocConfig
+from soc.pipeline.alarm import OnAlarm, SpoolAlarm
 from soc.pipeline.core import Pipeline
 from soc.pipeline.metrics import Metrics
 from soc.pipeline.sinks import FileSink, Sink, SpoolingSink, StoreSink
@@ -25,6 +26,15 @@ class Topology:
     registry: SystemRegistry
     metrics: Metrics
 
+    def set_on_alarm(self, on_alarm: OnAlarm | None) -> None:
+        """Send every sink's spool alarm to ``on_alarm`` (the service raises SOC
+        alerts with :func:`~soc.pipeline.alarm.spool_alert_handler`). A spool already
+        in warning or full — a restart in the middle of an outage — is announced
+        to it at once."""
+        for sink in self.pipeline.sinks:
+            sink.alarm.on_alarm = on_alarm
+            sink.alarm.announce_current(sink.last_error)
+
 
 def load_mappings(cfg: SocConfig) -> dict[str, JsonMapping]:
     directory = cfg.json_mappings_dir
@@ -37,7 +47,10 @@ def load_mappings(cfg: SocConfig) -> dict[str, JsonMapping]:
 
 
 def build_topology(cfg: SocConfig, *, metrics: Metrics | None = None,
-                   registry: SystemRegistry | None = None) -> Topology:
+                   registry: SystemRegistry | None = None, on_alarm: OnAlarm | None = None) -> Topology:
+    """Build what ``cfg`` declares. ``on_alarm`` hears of every spool alarm
+    transition (see :mod:`soc.pipeline.alarm`); it can also be set later with
+    :meth:`Topology.set_on_alarm`."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     registry = registry or load_registry(cfg.systems_dir, cfg.data_dir)
     metrics = metrics or Metrics()
@@ -61,8 +74,16 @@ def build_topology(cfg: SocConfig, *, metrics: Metrics | None = None,
             sink = FileSink(name, path)
         else:
             sink = StoreSink(name, store)
-        sinks.append(SpoolingSink(sink, DiskSpool(cfg.spool_dir / name), cfg.pipeline.spool_replay_interval))
-    # The event store comes first: its counts are what callers are told was stored.
+        spool = DiskSpool(cfg.spool_dir / name, cfg.pipeline.spool_max_bytes)
+        alarm = SpoolAlarm(name, spool, cfg.pipeline.spool_alarm_ratio, on_alarm)
+        spooling = SpoolingSink(sink, spool, cfg.pipeline.spool_replay_interval, alarm=alarm)
+        metrics.spools[name] = spooling.reading
+        sinks.append(spooling)
+    # The event store comes first: its counts are what callers are told was stored
+    # (and, being idempotent, it is the one that may see a refused batch again).
     sinks.sort(key=lambda s: not isinstance(s.sink, StoreSink))
+    for spooling in sinks:
+        # A spool left past the threshold by the last run: log it (and tell on_alarm) now.
+        spooling.alarm.check(None)
     pipeline = Pipeline(ParseStage(cfg.tz, mappings), transforms, sinks, metrics)
     return Topology(pipeline, store, registry, metrics)

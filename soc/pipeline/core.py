@@ -18,6 +18,7 @@ from collectors.batch import Batch
 from collectors.event import Event
 from soc.pipeline.metrics import Metrics
 from soc.pipeline.sinks import SpoolingSink
+from soc.pipeline.spool import SpoolFull, encode_batch
 from soc.pipeline.stages import ParseStage, Transform
 
 log = logging.getLogger("soc.pipeline")
@@ -69,6 +70,9 @@ class Pipeline:
         self.metrics = metrics
 
     def process(self, batch: Batch) -> BatchResult:
+        """Parse, transform and write one batch. Raises :class:`SpoolFull` (and no
+        sink keeps the batch) when a sink that needs its spool finds it full."""
+        self._admit()
         source = batch.origin.source
         m = self.metrics
         n = len(batch.records)
@@ -90,14 +94,47 @@ class Pipeline:
         m.add(source, "parsed", n - failed)
         m.add(source, "parse_failures", failed)
         result = BatchResult(received=n, parsed=n - failed, failed=failed)
+        spool_body = self._preflight(events)
         # The first sink is the primary one whose counts the caller sees.
         for i, sink in enumerate(self.sinks):
-            outcome = sink.write(events, encoded[i])
+            outcome = sink.write(events, encoded[i], spool_body=spool_body, prepared=True)
             if i == 0:
                 result.stored, result.spooled = outcome.stored, outcome.spooled
         m.add(source, "stored", result.stored)
         m.add(source, "spooled", result.spooled)
         return result
+
+    def _admit(self) -> None:
+        """Replay spools that are due; then, while a spool is full (it refused a
+        batch and has not drained since), refuse the batch at once — before the
+        transforms, because the source will resend it and detection must not feed
+        its events into correlation windows once per attempt."""
+        for sink in self.sinks:
+            sink.prepare()
+        for sink in self.sinks:
+            sink.ensure_open()
+
+    def _preflight(self, events: list[Event]) -> bytes | None:
+        """Refuse the batch (:class:`SpoolFull`) before any sink writes it if a spool
+        that may need it cannot take it, so no sink keeps a batch whose submit fails.
+
+        Only when some spool holds batches (an outage: this batch will be spooled
+        at least there) is the batch serialised to know its size; every spool is
+        then asked, since a sink that works now may still fail. Returns that
+        serialised batch, for the spools to reuse. With every spool empty nothing
+        is checked, to keep the normal path free: an empty spool refuses only a
+        batch larger than its whole quota, and then the sinks before it may have
+        stored the batch — its redelivery (same event ids) is idempotent in the
+        event store, which comes first; a file archive written before may repeat it.
+
+        A batch refused here went through the transforms; it is the only one of a
+        spool's full episode to do so (:meth:`_admit` refuses the next ones early)."""
+        if not any(sink.pending for sink in self.sinks):
+            return None
+        body = encode_batch(events)
+        for sink in self.sinks:
+            sink.ensure_room(len(body))
+        return body
 
     def replay_spools(self) -> int:
         replayed = 0
@@ -119,7 +156,9 @@ class AsyncPipeline:
     """Runs :class:`Pipeline` on one worker thread behind a bounded queue.
 
     ``await submit(batch)`` returns once the batch is stored or spooled — the point
-    at which a source may acknowledge it (checkpoint, HTTP 200)."""
+    at which a source may acknowledge it (checkpoint, HTTP 200). It raises what the
+    pipeline raised, notably :class:`~soc.pipeline.spool.SpoolFull` when a sink is
+    down and its spool at its quota: the source keeps the batch and backs off."""
 
     def __init__(self, pipeline: Pipeline, queue_batches: int = 64) -> None:
         self.pipeline = pipeline
@@ -153,6 +192,12 @@ class AsyncPipeline:
             batch, future = item
             try:
                 result = await loop.run_in_executor(self._executor, self.pipeline.process, batch)
+            except SpoolFull as exc:
+                # Expected while a sink is down and its spool is full: the spool
+                # alarm has said so once; a traceback per retried batch would not help.
+                log.debug("%s: %s", batch.origin.source, exc)
+                if not future.done():
+                    future.set_exception(exc)
             except Exception as exc:  # the source must learn its batch was not stored
                 log.exception("pipeline failed on a batch from %s", batch.origin.source)
                 if not future.done():

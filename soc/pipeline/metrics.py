@@ -13,6 +13,23 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+
+@dataclass(frozen=True, slots=True)
+class SpoolReading:
+    """One sink spool's state for ``/metrics`` (read at scrape time, cheap)."""
+
+    bytes: int
+    max_bytes: int | None
+    fill_ratio: float
+    segments: int
+    alarm: int
+    """0 ok, 1 warning, 2 full (see :mod:`soc.pipeline.alarm`)."""
+    refused: int
+    """Batches the spool refused (monotonic)."""
+    transitions: dict[str, int] = field(default_factory=dict)
+    """Alarm state → transitions into it (monotonic)."""
+
+
 STAGES = ("received", "parsed", "parse_failures", "stored", "spooled", "dropped")
 
 
@@ -24,6 +41,8 @@ class Metrics:
     gauges: dict[str, Callable[[], float]] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
     """Each running source's own stats object (``as_dict()``: received, dropped …)."""
+    spools: dict[str, Callable[[], SpoolReading]] = field(default_factory=dict)
+    """Sink name → reads its spool (``soc_spool_*{sink}``)."""
     started: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _rate_mark: tuple[float, int] = (0.0, 0)
@@ -93,6 +112,7 @@ class _PipelineCollector(Collector):
             gauge = GaugeMetricFamily(f"soc_{name}", name.replace("_", " "))
             gauge.add_metric([], float(read()))
             yield gauge
+        yield from _spool_metrics(self._m.spools)
         rate = GaugeMetricFamily("soc_pipeline_events_per_second",
                                  "Events stored or spooled per second over the last status interval")
         rate.add_metric([], self._m.last_rate)
@@ -100,3 +120,29 @@ class _PipelineCollector(Collector):
         up = GaugeMetricFamily("soc_uptime_seconds", "Seconds since the pipeline started")
         up.add_metric([], time.time() - self._m.started)
         yield up
+
+
+def _spool_metrics(spools: dict[str, Callable[[], SpoolReading]]) -> Iterator[Metric]:
+    readings = {name: read() for name, read in sorted(spools.items())}
+    if not readings:
+        return
+    size = GaugeMetricFamily("soc_spool_bytes", "Bytes waiting in the sink's disk spool", labels=["sink"])
+    quota = GaugeMetricFamily("soc_spool_max_bytes", "Disk quota of the sink's spool", labels=["sink"])
+    fill = GaugeMetricFamily("soc_spool_fill_ratio", "Spool bytes / quota", labels=["sink"])
+    segments = GaugeMetricFamily("soc_spool_segments", "Batches waiting in the sink's spool", labels=["sink"])
+    alarm = GaugeMetricFamily("soc_spool_alarm", "Spool alarm: 0 ok, 1 warning, 2 full", labels=["sink"])
+    refused = CounterMetricFamily("soc_spool_refused_batches", "Batches the full spool refused (not acknowledged)",
+                                  labels=["sink"])
+    transitions = CounterMetricFamily("soc_spool_alarm_transitions", "Spool alarm transitions into each state",
+                                      labels=["sink", "state"])
+    for name, r in readings.items():
+        size.add_metric([name], r.bytes)
+        if r.max_bytes is not None:
+            quota.add_metric([name], r.max_bytes)
+        fill.add_metric([name], r.fill_ratio)
+        segments.add_metric([name], r.segments)
+        alarm.add_metric([name], r.alarm)
+        refused.add_metric([name], r.refused)
+        for state, count in sorted(r.transitions.items()):
+            transitions.add_metric([name, state], count)
+    yield from (size, quota, fill, segments, alarm, refused, transitions)

@@ -306,7 +306,8 @@ class ElasticEventStore(EventStore):
 
     # -- reading --------------------------------------------------------------------
     def _search_body(self, query: str, time_range: TimeRange) -> dict[str, Any]:
-        return query_body(query, time_range.since, time_range.until)
+        return query_body(query, time_range.since, time_range.until,
+                          flattened=self.cfg.unknown_fields == "flattened")
 
     def search(self, query: str, time_range: TimeRange = TimeRange(), limit: int = 100,
                newest_first: bool = True) -> list[Event]:
