@@ -259,6 +259,8 @@ FIELD_TYPES: dict[str, FieldType] = {
     "app.document.id": "keyword",
     "app.dossier.id": "keyword",
     "json": "flattened",
+    # Wazuh alerts read by the elasticsearch_tail source (rule, decoder, manager …)
+    "wazuh": "flattened",
 }
 
 TEXT_FIELDS: frozenset[str] = frozenset(f for f, t in FIELD_TYPES.items() if t == "text")

@@ -7,6 +7,7 @@ names the file, the key, what was wrong and how to fix it, in Vietnamese and Eng
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -183,7 +184,7 @@ class ElasticTailSource(_SourceBase):
     timestamp_field: str = "@timestamp"
     settle_seconds: float = Field(60.0, ge=0)
     """Only documents older than this are read, so late arrivals are not skipped."""
-    start_from: str = "now"
+    start_from: str = Field("now", pattern=r"^(beginning|now|\d+[smhdw])$")
     """``beginning``, ``now`` or a relative age such as ``7d`` for the first run."""
     poll_interval: float = Field(5.0, gt=0)
     page_size: int = Field(1000, gt=0, le=10_000)
@@ -370,6 +371,12 @@ def _resolve(cfg: SocConfig, cfg_path: Path) -> SocConfig:
                                          "exclude": _globs_under(base, src.exclude)})
         elif isinstance(src, EvtxSource):
             src = src.model_copy(update={"include": _globs_under(base, src.include)})
+        elif isinstance(src, ElasticTailSource) and not src.url and _reads_own_streams(src.index, cfg):
+            raise ConfigError(cfg_path, f"sources.{name}.index",
+                              f"'{src.index}' matches the SOC's own event streams: events would be read back "
+                              "and stored again",
+                              "chỉ định chỉ mục nguồn cụ thể (winlogbeat-*, wazuh-alerts-*) / name the source "
+                              "indices precisely (winlogbeat-*, wazuh-alerts-*)")
         elif isinstance(src, SyslogTcpSource) and src.tls is not None:
             tls = src.tls.model_copy(update={"cert": _under(base, src.tls.cert), "key": _under(base, src.tls.key),
                                              "ca": _under(base, src.tls.ca) if src.tls.ca else None})
@@ -384,6 +391,15 @@ def _resolve(cfg: SocConfig, cfg_path: Path) -> SocConfig:
                           "đặt elasticsearch.url hoặc SOC_ELASTICSEARCH_URL / set elasticsearch.url or "
                           "SOC_ELASTICSEARCH_URL (e.g. https://es1:9200)")
     return cfg.model_copy(update=updates)
+
+
+def _reads_own_streams(index: str, cfg: SocConfig) -> bool:
+    """Whether a tail source's index pattern would match what this SOC writes to the
+    same cluster (``logs-*`` does; ``filebeat-*`` does not)."""
+    if cfg.store.type != "elasticsearch":
+        return False
+    own = f"logs-system.auth-{cfg.elasticsearch.namespace}.l3"
+    return any(fnmatch.fnmatchcase(own, part.strip()) for part in index.split(",") if not part.startswith("-"))
 
 
 def _globs_under(base: Path, patterns: list[str]) -> list[str]:

@@ -103,6 +103,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Content type '{ctype}' is not supported; use application/x-ndjson, application/json or text/plain",
     ),
     "api.empty": ("Nội dung rỗng", "Empty body"),
+    "api.spool_full": (
+        "Kho sự kiện không sẵn sàng và hàng đợi đĩa đã đầy; gửi lại sau",
+        "The event store is unavailable and the disk spool is full; retry later",
+    ),
     "api.bad_query": ("Truy vấn không hợp lệ: {detail}", "Invalid query: {detail}"),
 }
 

@@ -17,9 +17,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from rich.console import Console
 
 from collectors.sources.base import Source
+from collectors.sources.es_tail import ElasticTailSource
 from collectors.sources.evtx_inbox import EvtxInboxSource
 from collectors.sources.file_tail import FileTailSource
 from collectors.sources.syslog import SyslogTcpSource, SyslogUdpSource
+from soc.alerts.mirror import AlertMirror
+from soc.alerts.store import AlertStore
 from soc.api.app import create_app
 from soc.api.state import AppState
 from soc.auth import AdminTokenVerifier, ensure_admin_token
@@ -32,15 +35,21 @@ from soc.config import (
     TlsConfig,
 )
 from soc.config import (
+    ElasticTailSource as ElasticTailConfig,
+)
+from soc.config import (
     SyslogTcpSource as SyslogTcpConfig,
 )
 from soc.config import (
     SyslogUdpSource as SyslogUdpConfig,
 )
+from soc.db import database_url, make_engine, migrate
 from soc.i18n import t
+from soc.pipeline.alarm import spool_alert_handler
 from soc.pipeline.build import Topology, build_topology
 from soc.pipeline.core import AsyncPipeline
 from soc.store.base import StoreUnavailable
+from soc.store.elastic.connection import cluster_info, connect
 from soc.store.elastic.store import ElasticEventStore
 
 log = logging.getLogger("soc.service")
@@ -78,7 +87,22 @@ def build_sources(cfg: SocConfig) -> list[Source]:
                                            checkpoint_path=cfg.checkpoints_dir / f"{name}.json",
                                            system_id=spec.system, poll_interval=spec.poll_interval,
                                            batch_size=cfg.pipeline.batch_size))
+        elif isinstance(spec, ElasticTailConfig):
+            sources.append(_tail_source(cfg, name, spec))
     return sources
+
+
+def _tail_source(cfg: SocConfig, name: str, spec: ElasticTailConfig) -> ElasticTailSource:
+    urls = spec.url or None
+
+    def client() -> Any:
+        return connect(cfg.elasticsearch, urls=urls)
+
+    return ElasticTailSource(name, index=spec.index, mapping=spec.mapping,
+                             checkpoint_path=cfg.checkpoints_dir / f"{name}.json", client_factory=client,
+                             describe=cluster_info, timestamp_field=spec.timestamp_field,
+                             settle_seconds=spec.settle_seconds, start_from=spec.start_from,
+                             poll_interval=spec.poll_interval, page_size=spec.page_size, system_id=spec.system)
 
 
 class _Server(uvicorn.Server):
@@ -92,6 +116,8 @@ class _Server(uvicorn.Server):
 def serve(cfg: SocConfig, console: Console) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # One line per HTTP request to the cluster is noise; failures are reported by the store.
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     asyncio.run(_serve(cfg, console))
 
 
@@ -107,6 +133,8 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
                      submit=runner.submit, admin=AdminTokenVerifier(cfg.data_dir),
                      ingest_source=http_name, ingest_format=http_format)
     _register_gauges(topo, runner, sources)
+    alerts = _alert_store(cfg, topo)
+    topo.set_on_alarm(spool_alert_handler(alerts))
     api_socket = socket.socket(socket.AF_INET6 if ":" in cfg.api.host else socket.AF_INET)
     api_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -131,6 +159,7 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
     scheduler.add_job(_retention, "interval", hours=1, args=[cfg, topo, runner], id="retention",
                       next_run_time=datetime.now(UTC) + timedelta(seconds=30))
     _schedule_detection(scheduler, topo, runner)
+    _schedule_alert_mirror(scheduler, cfg, alerts)
     scheduler.start()
 
     tasks = [asyncio.create_task(s.run(runner.submit), name=f"source-{s.name}") for s in sources]
@@ -168,6 +197,32 @@ def _schedule_detection(scheduler: AsyncIOScheduler, topo: Topology, runner: Asy
                           id="exceptions-reload")
 
 
+def _alert_store(cfg: SocConfig, topo: Topology) -> AlertStore:
+    """The SOC database's alert store: the detect stage's own, or a new one."""
+    for transform in topo.pipeline.transforms:
+        store = getattr(transform, "alerts", None)
+        if isinstance(store, AlertStore):
+            return store
+    url = database_url(cfg)
+    migrate(url)
+    return AlertStore(make_engine(url))
+
+
+def _schedule_alert_mirror(scheduler: AsyncIOScheduler, cfg: SocConfig, alerts: AlertStore) -> None:
+    """Alerts follow the SOC database into Elasticsearch for Kibana (the database
+    stays the source of truth; a cluster outage only delays the copy)."""
+    if cfg.store.type != "elasticsearch" or not cfg.elasticsearch.mirror_alerts:
+        return
+    mirror = AlertMirror.from_config(cfg, connect(cfg.elasticsearch), alerts.engine)
+
+    async def sync() -> None:
+        result = await asyncio.to_thread(mirror.sync)
+        while result.more and not result.failed:
+            result = await asyncio.to_thread(mirror.sync)
+
+    scheduler.add_job(sync, "interval", seconds=5, id="alerts-mirror", max_instances=1, coalesce=True)
+
+
 def _http_source(cfg: SocConfig) -> tuple[str, str | None]:
     for name, spec in cfg.sources.items():
         if isinstance(spec, HttpIngestSource):
@@ -178,8 +233,6 @@ def _http_source(cfg: SocConfig) -> tuple[str, str | None]:
 def _register_gauges(topo: Topology, runner: AsyncPipeline, sources: list[Source]) -> None:
     gauges = topo.metrics.gauges
     gauges["pipeline_queue_batches"] = lambda: runner.depth
-    for sink in topo.pipeline.sinks:
-        gauges[f"spool_{sink.name}_segments"] = sink.spool.pending_segments
     for source in sources:
         topo.metrics.sources[source.name] = source.stats
     gauges["store_events"] = lambda: float(_store_stat(topo, "rows"))

@@ -2,12 +2,14 @@
 
 from collectors.parsers import (  # noqa: F401  (imported for their registrations)
     cisco_asa,
+    ecs_doc,
     fortigate,
     json_audit,
     linux_auth,
     mail,
     suricata,
     syslog,
+    wazuh_alert,
     web_access,
     windows,
 )

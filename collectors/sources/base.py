@@ -32,6 +32,11 @@ _RETRY_FIRST = 0.1
 _RETRY_MAX = 5.0
 
 
+class Backpressure(Exception):
+    """Raised by a ``submit`` that cannot take more right now (a full spool): the
+    batch is not acknowledged and the source retries later."""
+
+
 @dataclass(slots=True)
 class SourceStats:
     """Counters a source keeps for ``/metrics`` (all monotonic except ``active``)."""
@@ -198,15 +203,17 @@ class Batcher:
         while True:
             try:
                 await self._submit(batch)
-            except Exception:
+            except Exception as exc:
                 self._stats.errors += 1
                 if self._closing.is_set():
                     self._stats.dropped += len(batch)
                     log.exception("%s: submit failed while stopping; %d records dropped",
                                   batch.origin.source, len(batch))
                     return
-                log.warning("%s: submit failed, retrying in %.1fs", batch.origin.source, delay,
-                            exc_info=True)
+                # Backpressure is expected and already reported by whoever applies it:
+                # one line, no traceback every few seconds.
+                log.warning("%s: submit failed, retrying in %.1fs: %s", batch.origin.source, delay, exc,
+                            exc_info=not isinstance(exc, Backpressure))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), timeout=delay)
                 delay = min(delay * 2, _RETRY_MAX)

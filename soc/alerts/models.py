@@ -53,7 +53,8 @@ class Alert(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    """Set on every change: the alerts mirror follows it."""
     version: Mapped[int] = mapped_column(default=1)
     """Row revision, bumped by every ORM update (optimistic concurrency, see mapper args)."""
     event_ids: Mapped[list[str]] = mapped_column(default=list)
@@ -67,7 +68,11 @@ class Alert(Base):
     classification: Mapped[int | None]
     """Security classification level of the system (1–5)."""
     retro: Mapped[bool] = mapped_column(default=False)
-    """Raised only by retro-hunts over stored history."""
+    """Raised by a retro-hunt over stored history (``soc rules hunt``), not by the
+    stream. Part of the dedup scope: a retro-hunt result never grows a live alert
+    and a live detection never grows a retro-hunt alert."""
+    hunt_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    """The retro-hunt run that opened the alert (``None`` for live alerts)."""
     summary: Mapped[str] = mapped_column(String(1000), default="")
     """One line, Vietnamese / English."""
 
@@ -90,6 +95,8 @@ class Alert(Base):
         Index("ix_alerts_agency_id_last_seen", "agency_id", "last_seen"),
         Index("ix_alerts_level_gov", "level_gov"),
         Index("ix_alerts_classification", "classification"),
+        Index("ix_alerts_hunt_id", "hunt_id"),
+        Index("ix_alerts_updated_at_id", "updated_at", "id"),
     )
     # SQLAlchemy adds "AND version = :old" to every UPDATE and bumps it, so a triage
     # edit based on a stale read fails (StaleDataError) instead of overwriting.

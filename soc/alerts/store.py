@@ -19,10 +19,16 @@ Dedup key (SHA-256 of):
   systems (triage access is per agency). A spray over many accounts therefore gives
   one alert per account; counting it as one attack is a correlation rule's job.
 
+Retro-hunt results (``Detection.retro``, from ``soc rules hunt``) are deduplicated
+among themselves only: the key of a retro-hunt detection carries its origin, so it
+never grows a live alert, and a live detection never grows a retro-hunt alert. The
+triage queue thus tells what the stream raised from what a hunt over history found,
+and a hunt over what the stream already saw does not touch the live alerts.
+
 Alerts in a closed status (:data:`~soc.alerts.models.CLOSED_STATUSES`) are never
 grown: the next occurrence opens a new alert. A detection whose event ids the alert
-already holds (events redelivered from the spool, a retro-hunt over what the stream
-saw) changes nothing, so replays do not inflate counts.
+already holds (events redelivered from the spool, the same retro-hunt run twice)
+changes nothing, so replays do not inflate counts.
 """
 
 from __future__ import annotations
@@ -152,6 +158,9 @@ def dedup_key(detection: Detection) -> str:
     """The grouping key of a detection (see the module docstring)."""
     rule = detection.rule
     parts: dict[str, Any] = {"rule": rule.id}
+    if detection.retro:
+        # Only here, so the keys of live alerts stay what they always were.
+        parts["origin"] = "retrohunt"
     if rule.kind == "correlation":
         parts["group"] = {k: _norm(v) for k, v in sorted(detection.group.items())}
     else:
@@ -251,8 +260,11 @@ class AlertStore:
         return self._window.total_seconds()
 
     # -- writing ------------------------------------------------------------------
-    def raise_detections(self, detections: Sequence[Detection]) -> AlertBatchResult:
-        """Apply exceptions, then create or update alerts, all in one transaction."""
+    def raise_detections(self, detections: Sequence[Detection], *, hunt_id: str | None = None
+                         ) -> AlertBatchResult:
+        """Apply exceptions, then create or update alerts, all in one transaction.
+        ``hunt_id`` names the retro-hunt run the (``retro``) detections come from; the
+        alerts they open record it."""
         result = AlertBatchResult()
         exceptions = self.exceptions
         today = date.today()
@@ -268,7 +280,7 @@ class AlertStore:
         if not pending:
             return result
         with self._lock:
-            latest = self._write(pending, now, result)
+            latest = self._write(pending, now, result, hunt_id)
             # Only after the commit: a rolled-back batch must leave no ids behind.
             for key, alert_id in latest.items():
                 self._cache[key] = alert_id
@@ -277,7 +289,8 @@ class AlertStore:
                 self._cache.popitem(last=False)
         return result
 
-    def _write(self, pending: list[_Pending], now: datetime, result: AlertBatchResult) -> dict[str, str]:
+    def _write(self, pending: list[_Pending], now: datetime, result: AlertBatchResult,
+               hunt_id: str | None) -> dict[str, str]:
         touched: dict[str, tuple[Alert, Detection]] = {}
         with write_session(self._sessions) as session:
             candidates = self._candidates(session, pending)
@@ -285,7 +298,7 @@ class AlertStore:
             for item in pending:
                 alert = self._best(candidates.get(item.key, ()), item)
                 if alert is None:
-                    alert = self._new_alert(item, now)
+                    alert = self._new_alert(item, now, hunt_id)
                     session.add(alert)
                     candidates.setdefault(item.key, []).append(alert)
                     known_ids[alert.id] = set(alert.event_ids)
@@ -348,7 +361,7 @@ class AlertStore:
                 best = alert
         return best
 
-    def _new_alert(self, item: _Pending, now: datetime) -> Alert:
+    def _new_alert(self, item: _Pending, now: datetime, hunt_id: str | None) -> Alert:
         det = item.detection
         rule = det.rule
         first_event: Event = det.events[0] if det.events else {}
@@ -374,6 +387,7 @@ class AlertStore:
             level_gov=get_field(first_event, "gov.level"),
             classification=_classification(get_field(first_event, "gov.classification")),
             retro=det.retro,
+            hunt_id=hunt_id if det.retro else None,
             summary="",
         )
 

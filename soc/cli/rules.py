@@ -202,6 +202,143 @@ def rules_scan(
         err_console.print(table)
 
 
+def _hunt_key(detection: Any) -> str:
+    """What a hit is about: the correlation group, else the first event's actor and target."""
+    from collectors.event import get_field
+
+    if detection.group:
+        return ", ".join(f"{k}={v}" for k, v in detection.group.items())
+    first = detection.events[0] if detection.events else {}
+    parts = [f"{name}={value}" for name in ("source.ip", "user.name", "host.name", "destination.ip")
+             if (value := get_field(first, name)) not in (None, "")]
+    return ", ".join(parts)
+
+
+@rules_app.command("hunt")
+def rules_hunt(
+    rule: Annotated[str, typer.Argument(help="id, name, tiêu đề hoặc tệp luật / rule id, name, title or file")],
+    since: Annotated[str, typer.Option(help="30d, 24h hoặc ISO 8601 / 30d, 24h or ISO 8601")] = "30d",
+    until: Annotated[str | None, typer.Option(help="ISO 8601 hoặc tương đối, mặc định: bây giờ / default: now")
+                     ] = None,
+    system: Annotated[list[str] | None, typer.Option(
+        "--system", "-s", help="Chỉ hệ thống này (lặp lại được) / only this system (repeatable)")] = None,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Dừng sau N kết quả / stop after N hits")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Chỉ in kết quả, không tạo cảnh báo / print hits, raise no alert")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Mỗi dòng một kết quả, rồi tổng kết / one hit per line, then a summary line")] = False,
+    full_scan: Annotated[bool, typer.Option(
+        "--full-scan", help="Elasticsearch: đọc mọi sự kiện, không lọc trước / read every event, no pre-filter")
+                         ] = False,
+    rules: RulesOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Săn lại trên dữ liệu đã lưu / Retro-hunt: run a rule over stored history and raise its hits as alerts."""
+    from datetime import UTC
+
+    from elasticsearch import ApiError, TransportError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from collectors.event import get_field
+    from soc.detect.hunt import (
+        HuntError,
+        HuntWindow,
+        hit_dict,
+        open_hunt_source,
+        plan_hunt,
+        run_hunt,
+        say,
+        select_rules,
+    )
+    from soc.detect.loader import load_rules
+    from soc.detect.stage import open_alert_store, read_placeholders
+    from soc.store.base import QueryError, StoreUnavailable
+    from soc.timeparse import parse_time
+
+    cfg = load(config)
+    options = _detect_options(cfg)
+    paths = [p.resolve() for p in rules] if rules else list(options.rules)
+    for path in paths:
+        if not path.exists():
+            raise fail(t("rules.missing", path=path))
+    candidate = Path(rule)
+    if candidate.is_file() and not any(candidate.resolve().is_relative_to(p) for p in paths if p.is_dir()):
+        # A rule file outside the rule directories is hunted with them (for its references).
+        paths.append(candidate.resolve())
+    ruleset = load_rules(paths, placeholders=read_placeholders(options.placeholders))
+    now = datetime.now(UTC)
+    try:
+        start = parse_time(since, now=now, tz=cfg.tz)
+        end = parse_time(until, now=now, tz=cfg.tz) if until is not None else now
+    except ValueError:
+        raise fail(t("search.bad_time", value=until if until is not None else since)) from None
+    try:
+        plan = plan_hunt(ruleset, select_rules(ruleset, rule))
+        window = HuntWindow(start, end, tuple(system or ()))
+    except HuntError as exc:
+        raise fail(str(exc)) from None
+    try:
+        source = open_hunt_source(cfg, full_scan=full_scan)
+    except (ApiError, TransportError, ValueError) as exc:
+        raise fail(say(f"Không kết nối được Elasticsearch: {exc}", f"Cannot reach Elasticsearch: {exc}")) from None
+    alerts = None if dry_run else open_alert_store(cfg, options)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task(say("Săn lại", "Retro-hunt"), total=None)
+
+            def advance(scanned: int, total: int) -> None:
+                bar.update(task, completed=scanned, total=total)
+
+            result = run_hunt(plan, source, window, alerts=alerts, dry_run=dry_run, limit=limit,
+                              progress=advance, max_keys=options.max_keys, lateness=options.lateness,
+                              max_events_per_alert=options.max_events_per_alert)
+    except (HuntError, QueryError, StoreUnavailable) as exc:
+        raise fail(str(exc)) from None
+    except (ApiError, TransportError) as exc:
+        raise fail(say(f"Elasticsearch lỗi khi săn lại: {exc}", f"Elasticsearch failed during the hunt: {exc}")
+                   ) from None
+    finally:
+        source.close()
+    if as_json:
+        out = sys.stdout.buffer
+        for detection in result.detections:
+            out.write(orjson.dumps({"type": "hit", "hunt_id": result.hunt_id, **hit_dict(detection)},
+                                   default=str) + b"\n")
+        out.write(orjson.dumps({"type": "summary", **result.as_dict()}, default=str) + b"\n")
+        out.flush()
+        return
+    titles = "; ".join(f"{i.title} [{i.id}]" for i in result.targets)
+    console.print(say(f"Săn lại {result.hunt_id}: {titles}", f"Retro-hunt {result.hunt_id}: {titles}"),
+                  highlight=False, soft_wrap=True)
+    console.print(f"{window.since.isoformat()} → {window.until.isoformat()} ({result.source})", highlight=False)
+    if result.detections:
+        table = Table()
+        for col in ("last seen", "level", "rule", "events", "system", "key", "event"):
+            table.add_column(col, overflow="fold")
+        for d in result.detections:
+            first = d.events[0] if d.events else {}
+            original = str((first.get("event") or {}).get("original", ""))[:120]
+            system_id = str(get_field(first, "gov.system.id") or "")
+            table.add_row(d.last_seen, d.rule.level, d.rule.title, str(d.event_count), system_id, _hunt_key(d),
+                          original)
+        console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]{say('ghi chú', 'note')}[/yellow]: {note}", highlight=False, soft_wrap=True)
+    if result.limited:
+        console.print(say(f"Dừng ở giới hạn {limit} kết quả: phần sau của khoảng chưa được đọc",
+                          f"Stopped at the limit of {limit} hits: the rest of the range was not read"),
+                      highlight=False)
+    console.print(say(
+        f"Đã quét {result.scanned} sự kiện, {result.hits} kết quả, {result.created} cảnh báo mới, "
+        f"{result.updated} cảnh báo cập nhật, trong {result.seconds:.1f} giây",
+        f"Scanned {result.scanned} events, {result.hits} hits, {result.created} alerts raised, "
+        f"{result.updated} alerts updated, in {result.seconds:.1f} s"), highlight=False)
+    if dry_run:
+        console.print(say("Chạy thử: không tạo cảnh báo nào", "Dry run: no alerts raised"), highlight=False)
+
+
 @alerts_app.command("list")
 def alerts_list(
     since: Annotated[str | None, typer.Option(help="24h, 7d or ISO 8601")] = None,

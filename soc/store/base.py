@@ -7,12 +7,12 @@ branch on which one they hold.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from collectors.event import Event
+from collectors.event import Event, get_field, parse_iso
 
 
 class StoreUnavailable(RuntimeError):
@@ -60,6 +60,39 @@ class EventStore(ABC):
     def count(self, query: str, time_range: TimeRange = TimeRange()) -> int:
         """How many events match. Raises QueryError."""
 
+    def iter_range(self, since: datetime | None = None, until: datetime | None = None, *, query: str = "*",
+                   batch: int = 1000) -> Iterator[list[Event]]:
+        """Every event matching ``query`` in ``[since, until)``, oldest first, in lists
+        of about ``batch`` (retro-hunts read all of history through this with bounded
+        memory). Raises QueryError.
+
+        This default pages through :meth:`search` by ``@timestamp``, skipping the
+        events already returned at the page boundary; a store with a cursor of its own
+        overrides it."""
+        size = max(1, batch)
+        lower = since
+        # Ids already returned at time ``lower``: ``since`` is inclusive, so the next
+        # page starts with them again.
+        boundary: set[str] = set()
+        while True:
+            want = size + len(boundary)
+            page = self.search(query, TimeRange(lower, until), limit=want, newest_first=False)
+            fresh = [e for e in page if _event_id(e) not in boundary]
+            if fresh:
+                yield fresh
+            if len(page) < want:
+                return
+            try:
+                newest = parse_iso(str(page[-1].get("@timestamp")))
+            except ValueError:
+                return  # no time to page on: the store keeps every event timed, so never expected
+            stamp = page[-1].get("@timestamp")
+            at_newest = {_event_id(e) for e in page if e.get("@timestamp") == stamp}
+            if lower is not None and newest == lower:
+                boundary |= at_newest  # more than a page of events share this instant
+            else:
+                lower, boundary = newest, at_newest
+
     @abstractmethod
     def delete_before(self, cutoff: datetime) -> int:
         """Retention: remove events older than ``cutoff``; returns how many."""
@@ -67,3 +100,7 @@ class EventStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release resources."""
+
+
+def _event_id(event: Event) -> str:
+    return str(get_field(event, "event.id") or "")

@@ -254,6 +254,24 @@ class SqliteEventStore(EventStore):
         where, params = _where(query, time_range)
         return int(self._read(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
 
+    def iter_range(self, since: datetime | None = None, until: datetime | None = None, *, query: str = "*",
+                   batch: int = 1000) -> Iterator[list[Event]]:
+        """Events in ``[since, until)`` matching ``query``, in ``(ts, id)`` order, ``batch``
+        at a time. A keyset cursor on the ``(ts, id)`` index: each page is one short read
+        that starts where the previous one ended, so neither memory nor the cost of a
+        page grows with the range, and the read lock is released between pages (ingest
+        and searches go on during a retro-hunt)."""
+        where, params = _where(query, TimeRange(since, until))
+        size = max(1, batch)
+        first = f"SELECT ts, id, doc FROM events WHERE {where} ORDER BY ts, id LIMIT ?"
+        after = f"SELECT ts, id, doc FROM events WHERE (ts, id) > (?, ?) AND {where} ORDER BY ts, id LIMIT ?"
+        rows = self._read(first, [*params, size])
+        while rows:
+            yield [orjson.loads(row[2]) for row in rows]
+            if len(rows) < size:
+                return
+            rows = self._read(after, [rows[-1][0], rows[-1][1], *params, size])
+
     def stats(self) -> dict[str, Any]:
         """Row count, oldest/newest ``@timestamp`` and bytes on disk (with the WAL)."""
         # Separate sub-selects: min/max then come from the ends of the ts index

@@ -23,3 +23,11 @@ class OsmemNode(Urllib3HttpNode):
             if value and "compatible-with" in value:
                 plain[name] = "application/x-ndjson" if "x-ndjson" in value else "application/json"
         return super().perform_request(method, target, body=body, headers=plain, request_timeout=request_timeout)
+
+
+def install() -> None:
+    """Use the adapter for every client the product makes in this process (the
+    end-to-end tests' child ``soc run`` calls this before starting)."""
+    from soc.store.elastic.connection import set_node_class
+
+    set_node_class(OsmemNode)

@@ -20,6 +20,7 @@ from collectors.parsers import known_formats, resolve_format
 from soc.api.deps import StateDep, ingest_system
 from soc.api.errors import ApiError
 from soc.pipeline.core import BatchResult
+from soc.pipeline.spool import SpoolFull
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
@@ -62,7 +63,11 @@ async def ingest(
     for start in range(0, len(records), size):
         chunk = records[start:start + size]
         ids = [stable_id("http", system_id, digest, start + i) for i in range(len(chunk))]
-        total.add(await state.submit(Batch(origin, chunk, ids)))
+        try:
+            total.add(await state.submit(Batch(origin, chunk, ids)))
+        except SpoolFull:
+            # Chunks already submitted are stored; ids make the client's retry harmless.
+            raise ApiError(503, "api.spool_full", headers={"Retry-After": "30"}) from None
     return total.as_dict()
 
 
