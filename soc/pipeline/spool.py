@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from collectors.event import Event
+from collectors.sources.base import Backpressure
 
 log = logging.getLogger("soc.pipeline.spool")
 
@@ -39,7 +40,7 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
-class SpoolFull(RuntimeError):
+class SpoolFull(Backpressure, RuntimeError):
     """The spool refused a batch: taking it would exceed the quota. Nothing was
     written; the batch must not be acknowledged."""
 
