@@ -14,7 +14,7 @@ Elasticsearch can run here), driven through the tests' transport adapter. Each
 side runs twice, alternating, on a fresh copy-on-write clone; the better run of
 each is reported (this VM's speed drifts). Ends with one JSON line of the figures.
 
-    .venv/bin/python bench/es_ingest.py                # 20,000 events
+    .venv/bin/python bench/es_ingest.py                # 10,000 events
     .venv/bin/python bench/es_ingest.py --events 50000
 """
 
@@ -137,7 +137,7 @@ def run_pipeline(server: OsmemServer, inputs: list[tuple[str, Path]], directory:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20_000, help="events per run (default 20,000)")
+    parser.add_argument("--events", type=int, default=10_000, help="events per run (default 10,000)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating (default 2)")
     args = parser.parse_args()
     from soc.runtime import tune_gc
