@@ -33,15 +33,19 @@ filter``) drops out of the query instead of hiding events. Where it matters:
   ``NewProcessName``) is tested by the engine on whichever field the event has: its upper
   bound is any alternative, its lower bound all of them.
 - Values the cluster did not index (a keyword longer than ``ignore_above``, a malformed IP
-  or number under ``ignore_malformed``) match no query. Elasticsearch lists such fields in
-  ``_ignored``, which is searched alongside; OpenSearch does not list skipped long strings,
-  so there an event with no indexed value of the field is fetched (when the mapping has a
-  length limit and the test can match a longer value).
+  or number under ``ignore_malformed``) match no query. Elasticsearch lists such keyword
+  and number fields in ``_ignored``, which is searched alongside. Skipped long strings
+  OpenSearch does not list, nor Elasticsearch in flattened objects (over
+  ``index.mapping.ignore_above``: 8,191 characters in Elasticsearch 9's ``logsdb``
+  indices): there an event with no indexed value of the field is fetched, when a length
+  limit is set and the test can match a longer value.
 - ``long`` fields drop fractions when indexing, so numeric bounds on them are widened to
   whole numbers; numbers kept as keywords match any way of writing the number
   (``04624``, ``4624.0``).
 - ``re`` (regular expressions) searches for the literal text every match must contain;
-  field references, timestamp parts and CIDR on non-IP fields are not searchable.
+  field references, timestamp parts, CIDR on non-IP fields and more than
+  :data:`MAX_PATTERNS` patterns on one field (lists of hashes, paths) are left to the
+  engine.
 
 A rule whose query ends up "anything" reads every event of the range and the output's
 notes say why.
@@ -127,6 +131,14 @@ MAX_MULTI_GROUPS = 500
 MAX_RULE_DEPTH = MAX_BOOL_DEPTH - 6
 """Nested bool levels one rule's query may use; the hunt's own structure (range, rules,
 correlation candidates) adds the rest below Elasticsearch's limit."""
+MAX_PATTERNS = 64
+"""Wildcard tests one field test may send (a list of file hashes or paths with
+``contains``): beyond it the test is left to the engine, as each pattern scans the
+field's terms."""
+MAX_TERMS = 1024
+"""Exact values one field test may send."""
+MAX_RULE_CLAUSES = 2048
+"""Clauses one rule's query may hold (below Elasticsearch's default clause limit)."""
 NO_LIMIT = 2**31 - 1
 """``ignore_above`` at or above this is no limit (Elasticsearch's default)."""
 LONG_MIN = -(2**63)
@@ -199,6 +211,17 @@ def _depth(clause: Any) -> int:
         return 0
     inner = max((_depth(v) for v in clause.values()), default=0)
     return inner + 1 if "bool" in clause else inner
+
+
+def _leaves(clause: Any) -> int:
+    """Leaf query clauses (term, wildcard, range …) inside a query."""
+    if isinstance(clause, list):
+        return sum(_leaves(c) for c in clause)
+    if not isinstance(clause, dict):
+        return 0
+    if "bool" in clause:
+        return sum(_leaves(v) for v in clause["bool"].values())
+    return 1
 
 
 # --- how the cluster indexes the fields the rules read ---------------------------
@@ -309,6 +332,9 @@ def rule_prefilter(compiled: CompiledRule, fields: ClusterFields) -> Prefilter:
     if _depth(upper) > MAX_RULE_DEPTH:
         translator.reasons.append(("điều kiện lồng nhau quá sâu", "the condition is nested too deeply"))
         upper = _MATCH_ALL
+    elif _leaves(upper) > MAX_RULE_CLAUSES:
+        translator.reasons.append(("điều kiện quá nhiều giá trị", "the condition has too many values"))
+        upper = _MATCH_ALL
     return Prefilter(upper, list(dict.fromkeys(translator.reasons)))
 
 
@@ -407,7 +433,10 @@ class _Prefilter:
             return _none_of(_exists(node.field)), _MATCH_NONE
         if isinstance(node, C.ExistsPred):
             # Present includes a null value, which the cluster does not index.
-            return (_MATCH_ALL, _exists(node.field)) if node.exists else (_none_of(_exists(node.field)), _MATCH_NONE)
+            if not node.exists:
+                return _none_of(_exists(node.field)), _MATCH_NONE
+            upper, _ = self._anything(f"{node.field}: có mặt kể cả khi null", f"{node.field}: present, even as null")
+            return upper, _exists(node.field)
         if isinstance(node, C.StrPred):
             return self._strings(node)
         if isinstance(node, C.NumPred):
@@ -426,6 +455,9 @@ class _Prefilter:
     def _anything(self, vi: str, en: str) -> tuple[Clause, Clause]:
         self.reasons.append((vi, en))
         return _MATCH_ALL, _MATCH_NONE
+
+    def _too_many(self, name: str, count: int) -> tuple[Clause, Clause]:
+        return self._anything(f"{name}: quá nhiều giá trị ({count})", f"{name}: too many values ({count})")
 
     def _field(self, name: str | None) -> SearchField | tuple[Clause, Clause]:
         """The field, or the bounds of a test on a field the cluster cannot search."""
@@ -528,6 +560,8 @@ class _Prefilter:
                 return self._anything(f"{name}: giá trị không ở dạng NFC", f"{name}: value not in NFC form")
             longest = None if size is None or longest is None else max(longest, size)
         exact = [ok and not node.cased and literal.isascii() for _, _, _, literal, ok in tests]
+        if len(tests) - len(node.eqs) > MAX_PATTERNS or len(node.eqs) > MAX_TERMS:
+            return self._too_many(name, len(tests))
         found = self._string_tests(name, sf, [(test[0], test[1]) for test in tests], exact)
         if found is None:
             return self._anything(f"{name}: mẫu này không tìm được trên cụm",
@@ -650,6 +684,8 @@ class _Prefilter:
                 return self._anything(f"{name}: biểu thức chính quy không có đoạn chữ bắt buộc",
                                       f"{name}: regular expression without required text")
             tests += [("*" + _wildcard(literal) + "*", "wildcard") for literal in sorted(literals)]
+        if len(tests) > MAX_PATTERNS:
+            return self._too_many(name, len(tests))
         found = self._string_tests(name, sf, tests)
         if found is None:
             return self._anything(f"{name}: mẫu này không tìm được trên cụm",
@@ -877,15 +913,15 @@ class ElasticHuntSource(HuntSource):
             if not buckets or after is None:
                 return tallies
 
-    # -- cluster requests -------------------------------------------------------------
+    # -- the fields as the cluster indexes them ----------------------------------------
     def cluster_fields(self, names: Iterable[str]) -> ClusterFields:
         """How the cluster indexes these fields: types (``_field_caps``) and the length
         limits of string fields (``_mapping/field``; on Elasticsearch also the index-wide
         ``index.mapping.ignore_above``). A limit that cannot be read counts as the
         strictest (every string may be unindexed)."""
-        names = sorted(set(names))
-        caps = self._field_caps(names)
-        kinds = {name: found for name in names if (found := _kind(name, caps)) is not None}
+        wanted = sorted(set(names))
+        caps = self._field_caps(wanted)
+        kinds = {name: found for name in wanted if (found := _kind(name, caps)) is not None}
         strings = sorted({root or name for name, (kind, root) in kinds.items() if kind in ("keyword", "flattened_key")})
         try:
             limits = self._mapping_limits(strings)

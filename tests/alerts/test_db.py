@@ -76,7 +76,8 @@ def test_sqlite_engine_uses_wal_foreign_keys_and_a_busy_timeout(engine: Engine) 
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert busy_timeout is not None and busy_timeout >= 5000
 
 
 def _alert(first_seen: datetime) -> Alert:

@@ -200,12 +200,17 @@ def test_correlation_counts_events_beyond_the_ids_it_carries(engine: Engine) -> 
     assert alert.count == 250 and len(alert.event_ids) == 3
 
 
-def test_retro_alert_stays_retro_until_the_stream_sees_it(engine: Engine) -> None:
+def test_a_live_detection_opens_its_own_alert_beside_the_retro_one(engine: Engine) -> None:
+    """Same rule, same key fields: the retro-hunt's alert is not grown by the stream
+    (its dedup key carries the retro-hunt origin), and it stays retro."""
     store = AlertStore(engine)
-    store.raise_detections([single(SSH_FAILED, sshd_failed(ts=ts(0)), retro=True)])
-    assert store.list_alerts()[0].retro is True
-    store.raise_detections([single(SSH_FAILED, sshd_failed(ts=ts(1), n=1))])
-    assert store.list_alerts()[0].retro is False
+    hunted = store.raise_detections([single(SSH_FAILED, sshd_failed(ts=ts(0)), retro=True)], hunt_id="hunt-1")
+    live = store.raise_detections([single(SSH_FAILED, sshd_failed(ts=ts(1), n=1))])
+    assert (hunted.created, live.created, live.updated) == (1, 1, 0)
+    retro_alert, live_alert = store.get(hunted.alert_ids[0]), store.get(live.alert_ids[0])
+    assert retro_alert is not None and live_alert is not None
+    assert (retro_alert.retro, retro_alert.hunt_id, retro_alert.count) == (True, "hunt-1", 1)
+    assert (live_alert.retro, live_alert.hunt_id, live_alert.count) == (False, None, 1)
 
 
 # --- exceptions --------------------------------------------------------------------
