@@ -93,7 +93,7 @@ def prebuild(inputs: list[tuple[str, Path]], directory: Path, batch_size: int) -
     with open(cfg.data_dir / "events.ndjson", "rb") as fh:
         for line in fh:
             event = orjson.loads(line)
-            actions.append({"_op_type": "create", "_index": namer._stream(event),
+            actions.append({"_op_type": "create", "_index": namer.stream_for(event),
                             "_id": event["event"]["id"], "_source": event})
     return actions
 

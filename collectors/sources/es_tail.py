@@ -56,7 +56,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
@@ -69,6 +68,7 @@ import orjson
 from collectors.batch import Batch, Origin, RawRecord
 from collectors.event import stable_id
 from collectors.sources.base import Source, SourceStats, Submit
+from collectors.sources.file_tail import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,7 @@ class ElasticTailSource(Source):
     def _save(self) -> None:
         data = {"version": CHECKPOINT_VERSION, "index": self.index, "timestamp_field": self.timestamp_field,
                 "ts": self.ts, "seen": sorted(self.seen)}
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.checkpoint_path)
+        write_atomic(self.checkpoint_path, json.dumps(data).encode())
         self._persisted = True
 
     # -- the loop ------------------------------------------------------------------

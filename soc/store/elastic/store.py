@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -125,7 +125,8 @@ class ElasticEventStore(EventStore):
             self._ready = True
 
     # -- writing --------------------------------------------------------------------
-    def _stream(self, event: Event) -> str:
+    def stream_for(self, event: Event) -> str:
+        """The data stream (or fallback index) an event is written to."""
         ev = event.get("event")
         gov = event.get("gov")
         dataset = ev.get("dataset") if isinstance(ev, dict) else None
@@ -142,7 +143,7 @@ class ElasticEventStore(EventStore):
         out: list[EncodedDoc] = []
         dumps = orjson.dumps
         for event in events:
-            index = self._stream(event)
+            index = self.stream_for(event)
             ev = event.get("event")
             doc_id = ev.get("id") if isinstance(ev, dict) else None
             if "@timestamp" not in event:
@@ -354,8 +355,6 @@ class ElasticEventStore(EventStore):
             return 0
         now = now or datetime.now(UTC)
         removed = 0
-        from datetime import timedelta
-
         for pattern, days in templates.retention_plan(self.cfg).items():
             removed += self._delete(pattern, now - timedelta(days=days))
         return removed
