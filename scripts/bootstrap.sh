@@ -29,6 +29,10 @@ if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 # The TLS syslog tests make a throw-away certificate with the openssl CLI.
 command -v openssl >/dev/null || apt_install openssl
+# The service tests run on SQLite and on a real PostgreSQL server they start on loopback.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  apt_install postgresql
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

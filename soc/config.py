@@ -124,6 +124,106 @@ class PipelineConfig(_Model):
     """Fill ratio at which the spool alarm (metric, log line, SOC alert) fires."""
 
 
+class AuthConfig(_Model):
+    session_hours: float = Field(12.0, gt=0)
+    """A login's session (cookie or bearer) lasts this long."""
+    lockout_threshold: int = Field(5, ge=1, le=100)
+    """Failed logins in a row that lock an account."""
+    lockout_minutes: float = Field(15.0, gt=0)
+    api_token_days: int | None = Field(None, gt=0)
+    """Default lifetime of a new API token (``None``: until revoked)."""
+    cookie_secure: bool = False
+    """Send the session cookie only over HTTPS (turn on behind a TLS proxy)."""
+
+
+class SlaTarget(_Model):
+    acknowledge_minutes: float = Field(gt=0)
+    """Time to acknowledge: from the alert's creation to its first move out of ``new``."""
+    resolve_minutes: float = Field(gt=0)
+    """Time to resolve: from creation to ``resolved``."""
+
+
+def _default_sla() -> dict[str, SlaTarget]:
+    return {
+        "critical": SlaTarget(acknowledge_minutes=15, resolve_minutes=4 * 60),
+        "high": SlaTarget(acknowledge_minutes=60, resolve_minutes=24 * 60),
+        "medium": SlaTarget(acknowledge_minutes=4 * 60, resolve_minutes=3 * 24 * 60),
+        "low": SlaTarget(acknowledge_minutes=24 * 60, resolve_minutes=7 * 24 * 60),
+        "informational": SlaTarget(acknowledge_minutes=3 * 24 * 60, resolve_minutes=30 * 24 * 60),
+    }
+
+
+class TriageConfig(_Model):
+    sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
+    """Targets per alert level (informational, low, medium, high, critical)."""
+
+    @field_validator("sla")
+    @classmethod
+    def _levels(cls, value: dict[str, SlaTarget]) -> dict[str, SlaTarget]:
+        unknown = set(value) - {"informational", "low", "medium", "high", "critical"}
+        if unknown:
+            raise ValueError(f"unknown alert level {sorted(unknown)[0]!r}; use informational, low, medium, "
+                             "high or critical")
+        return {**_default_sla(), **value}
+
+
+class SmtpChannel(_Model):
+    type: Literal["email"]
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    """Name of the environment variable holding the SMTP password (never in the file)."""
+    sender: str
+    to: list[str] = Field(min_length=1)
+    timeout: float = Field(10.0, gt=0)
+
+
+class WebhookChannel(_Model):
+    type: Literal["webhook", "telegram"]
+    url: str
+    """``telegram``: the Bot API ``sendMessage`` URL (or a compatible relay)."""
+    chat_id: str | None = None
+    """``telegram`` only: the chat to post into."""
+    headers: dict[str, str] = {}
+    secret_env: str | None = None
+    """Environment variable with a shared secret: the body is signed (``X-SOC-Signature``)."""
+    timeout: float = Field(10.0, gt=0)
+
+
+ChannelConfig = Annotated[SmtpChannel | WebhookChannel, Field(discriminator="type")]
+
+
+class NotificationRoute(_Model):
+    name: str
+    min_level: Literal["informational", "low", "medium", "high", "critical"] = "high"
+    agencies: list[str] = []
+    """Only alerts of these agencies (and their children); empty: every agency."""
+    channels: list[str] = Field(min_length=1)
+
+
+class NotificationsConfig(_Model):
+    channels: dict[str, ChannelConfig] = {}
+    routes: list[NotificationRoute] = []
+    max_attempts: int = Field(6, ge=1, le=50)
+    retry_backoff_seconds: float = Field(30.0, gt=0)
+    """First retry delay; doubled each attempt."""
+    interval_seconds: float = Field(10.0, gt=0)
+    """How often the dispatcher looks for new alerts and due retries."""
+
+
+class HealthConfig(_Model):
+    silent_check_seconds: float = Field(60.0, gt=0)
+    """How often the silent-source job runs."""
+    default_interval: str | None = None
+    """Expected interval for log sources that declare none (``None``: not watched until
+    one is set or learned)."""
+    learn_min_samples: int = Field(20, ge=3)
+    """Arrival gaps needed before a learned interval is used."""
+
+
 class TlsConfig(_Model):
     cert: Path
     key: Path
@@ -223,6 +323,10 @@ class SocConfig(_Model):
     store: StoreConfig = StoreConfig()
     elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    auth: AuthConfig = AuthConfig()
+    triage: TriageConfig = TriageConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    health: HealthConfig = HealthConfig()
     sources: dict[str, SourceConfig] = {}
     transforms: list[TransformConfig] = [TransformConfig(type="parse"), TransformConfig(type="enrich")]
     sinks: dict[str, SinkConfig] = {"store": StoreSinkConfig(type="store")}

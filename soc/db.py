@@ -78,6 +78,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
         list[str]: JSON(),
+        list[dict[str, Any]]: JSON(),
     }
 
 
@@ -182,3 +183,38 @@ def migrate(url: str, revision: str = "head") -> None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Database:
+    """The SOC database as the API and jobs use it: one engine, one session factory."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine if engine is not None else make_engine(url)
+        self.sessions = make_session_factory(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work (rolled back at the end)."""
+        with self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One read-write transaction (see :func:`write_session`)."""
+        with write_session(self.sessions) as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(cfg: SocConfig | None = None, url: str | None = None) -> Database:
+    """Migrate the database to head and open it."""
+    url = url or database_url(cfg)
+    migrate(url)
+    return Database(url)

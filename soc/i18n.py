@@ -108,7 +108,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The event store is unavailable and the disk spool is full; retry later",
     ),
     "api.bad_query": ("Truy vấn không hợp lệ: {detail}", "Invalid query: {detail}"),
+    "api.forbidden": (
+        "Vai trò '{role}' không có quyền '{permission}'",
+        "The role '{role}' lacks the permission '{permission}'",
+    ),
+    "api.not_found": ("Không tìm thấy {what} '{id}'", "No {what} '{id}'"),
 }
+
+
+def register(messages: dict[str, tuple[str, str]]) -> None:
+    """Add a module's messages (each feature keeps its wording beside its code)."""
+    for key in messages:
+        if key in MESSAGES and MESSAGES[key] != messages[key]:
+            raise ValueError(f"message key {key!r} registered twice with different text")
+    MESSAGES.update(messages)
 
 
 def language() -> str:

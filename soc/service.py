@@ -25,7 +25,7 @@ from soc.alerts.mirror import AlertMirror
 from soc.alerts.store import AlertStore
 from soc.api.app import create_app
 from soc.api.state import AppState
-from soc.auth import AdminTokenVerifier, ensure_admin_token
+from soc.auth import ensure_admin_token
 from soc.config import (
     ConfigError,
     EvtxSource,
@@ -43,7 +43,7 @@ from soc.config import (
 from soc.config import (
     SyslogUdpSource as SyslogUdpConfig,
 )
-from soc.db import database_url, make_engine, migrate
+from soc.db import database_url, make_engine, migrate, open_database
 from soc.i18n import t
 from soc.pipeline.alarm import spool_alert_handler
 from soc.pipeline.build import Topology, build_topology
@@ -129,9 +129,9 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
     for source in sources:
         await source.start()
     http_name, http_format = _http_source(cfg)
+    db = open_database(cfg)
     state = AppState(cfg=cfg, store=topo.store, registry=topo.registry, metrics=topo.metrics,
-                     submit=runner.submit, admin=AdminTokenVerifier(cfg.data_dir),
-                     ingest_source=http_name, ingest_format=http_format)
+                     submit=runner.submit, db=db, ingest_source=http_name, ingest_format=http_format)
     _register_gauges(topo, runner, sources)
     alerts = _alert_store(cfg, topo)
     topo.set_on_alarm(spool_alert_handler(alerts))

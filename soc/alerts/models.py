@@ -75,6 +75,16 @@ class Alert(Base):
     """The retro-hunt run that opened the alert (``None`` for live alerts)."""
     summary: Mapped[str] = mapped_column(String(1000), default="")
     """One line, Vietnamese / English."""
+    # -- triage (see soc.triage) ------------------------------------------------------
+    assignee_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    resolution: Mapped[str | None] = mapped_column(String(20), default=None)
+    """true_positive | false_positive | benign, when resolved."""
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    """First move out of ``new`` (time-to-acknowledge SLA)."""
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    """Last move into ``resolved`` (time-to-resolve SLA); cleared by a reopen."""
+    status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    incident_id: Mapped[str | None] = mapped_column(String(36), default=None)
 
     def as_dict(self) -> dict[str, Any]:
         """Every column, as JSON-ready values (times in ISO 8601 UTC)."""
@@ -97,6 +107,8 @@ class Alert(Base):
         Index("ix_alerts_classification", "classification"),
         Index("ix_alerts_hunt_id", "hunt_id"),
         Index("ix_alerts_updated_at_id", "updated_at", "id"),
+        Index("ix_alerts_assignee_id_last_seen", "assignee_id", "last_seen"),
+        Index("ix_alerts_incident_id", "incident_id"),
     )
     # SQLAlchemy adds "AND version = :old" to every UPDATE and bumps it, so a triage
     # edit based on a stale read fails (StaleDataError) instead of overwriting.

@@ -8,8 +8,20 @@ from fastapi import FastAPI
 
 from soc import __version__
 from soc.api import errors
-from soc.api.deps import AdminDep
-from soc.api.routers import events, health, ingest
+from soc.api.deps import ServiceReader
+from soc.api.routers import (
+    agencies,
+    alerts,
+    audit,
+    auth,
+    events,
+    health,
+    incidents,
+    ingest,
+    notifications,
+    systems,
+    users,
+)
 from soc.api.state import AppState
 
 
@@ -27,12 +39,11 @@ def create_app(state: AppState) -> FastAPI:
     )
     app.state.soc = state
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(ingest.router)
-    app.include_router(events.router)
+    for module in (health, auth, users, agencies, systems, alerts, incidents, audit, notifications, ingest, events):
+        app.include_router(module.router)
 
-    @app.get("/openapi.json", tags=["health"], dependencies=[AdminDep], include_in_schema=False)
-    def openapi() -> dict[str, Any]:
+    @app.get("/openapi.json", tags=["health"], include_in_schema=False)
+    def openapi(_: ServiceReader) -> dict[str, Any]:
         return app.openapi()
 
     return app

@@ -1,17 +1,26 @@
-"""Authentication dependencies: the admin token for read routes, an ingest key for
-``POST /api/v1/ingest``. Both arrive as ``Authorization: Bearer <secret>``; ingest
-senders may use ``X-Ingest-Key`` instead."""
+"""Authentication and authorization, injected into every route.
+
+A user presents ``Authorization: Bearer <token>`` (a login session or an API token)
+or the console's HTTP-only ``soc_session`` cookie; :func:`require` turns that into a
+:class:`~soc.identity.principal.Principal` and checks the role's permission (the
+table is :mod:`soc.identity.roles`). Ingest senders present their system's ingest key
+(``Authorization: Bearer`` or ``X-Ingest-Key``) instead.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Cookie, Depends, Header, Request
 
 from soc.api.errors import ApiError
 from soc.api.state import AppState
+from soc.identity.principal import Principal
+from soc.identity.roles import Permission
+from soc.identity.tokens import authenticate
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+SESSION_COOKIE = "soc_session"
 
 
 def get_state(request: Request) -> AppState:
@@ -22,19 +31,49 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _bearer(authorization: str | None) -> str | None:
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
     return None
 
 
-def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = _bearer(authorization)
-    if token is None or not state.admin.verify(token):
+def current_principal(request: Request, state: StateDep,
+                      authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+                      soc_session: Annotated[str | None, Cookie(include_in_schema=False)] = None) -> Principal:
+    secret = _bearer(authorization) or soc_session
+    if not secret:
         raise ApiError(401, "api.unauthorized", headers=_CHALLENGE)
+    principal = authenticate(state.db, secret, client_ip(request))
+    if principal is None:
+        raise ApiError(401, "api.unauthorized", headers=_CHALLENGE)
+    return principal
 
 
-def ingest_system(state: StateDep, authorization: Annotated[str | None, Header()] = None,
+def require(permission: Permission) -> Any:
+    """A dependency giving the caller, refused with 403 unless the role has ``permission``."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.can(permission):
+            raise ApiError(403, "api.forbidden", role=principal.role, permission=permission.value)
+        return principal
+
+    return Depends(check)
+
+
+Reader = Annotated[Principal, require(Permission.READ)]
+Triager = Annotated[Principal, require(Permission.TRIAGE)]
+InventoryAdmin = Annotated[Principal, require(Permission.INVENTORY)]
+UsersReader = Annotated[Principal, require(Permission.USERS_READ)]
+UsersAdmin = Annotated[Principal, require(Permission.USERS_WRITE)]
+AuditReader = Annotated[Principal, require(Permission.AUDIT_READ)]
+ServiceReader = Annotated[Principal, require(Permission.SERVICE_READ)]
+
+
+def ingest_system(state: StateDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
                   x_ingest_key: Annotated[str | None, Header()] = None) -> str:
     """The system id the presented ingest key belongs to."""
     key = x_ingest_key or _bearer(authorization)
@@ -42,6 +81,3 @@ def ingest_system(state: StateDep, authorization: Annotated[str | None, Header()
     if system_id is None:
         raise ApiError(401, "api.bad_ingest_key", headers=_CHALLENGE)
     return system_id
-
-
-AdminDep = Depends(require_admin)

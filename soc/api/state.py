@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from collectors.batch import Batch
-from soc.auth import AdminTokenVerifier
 from soc.config import SocConfig
+from soc.db import Database
 from soc.pipeline.core import BatchResult
 from soc.pipeline.metrics import Metrics
 from soc.store.base import EventStore
@@ -23,7 +24,10 @@ class AppState:
     registry: SystemRegistry
     metrics: Metrics
     submit: Submit
-    admin: AdminTokenVerifier
+    db: Database
+    """The SOC state database (users, inventory, alerts, incidents, audit)."""
     ingest_source: str = "http"
     ingest_format: str | None = None
+    activity: Any = None
+    """Per system and log source arrival counters (:mod:`soc.inventory.activity`)."""
     extra: dict[str, object] = field(default_factory=dict)

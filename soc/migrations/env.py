@@ -12,7 +12,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-import soc.alerts.models  # noqa: F401  (registers the tables on Base.metadata)
+import soc.models  # noqa: F401  (registers every table on Base.metadata)
 from soc.db import DATABASE_URL_ENV, Base, make_engine
 
 config = context.config

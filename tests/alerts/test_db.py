@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import StatementError
 
-import soc.alerts.models  # noqa: F401  (registers the tables)
+import soc.models  # noqa: F401  (registers every table)
 from soc.alerts.models import Alert
 from soc.config import SocConfig
 from soc.db import Base, alembic_config, database_url, make_engine, make_session_factory, migrate, write_session

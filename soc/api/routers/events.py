@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from soc.api.deps import AdminDep, StateDep
+from soc.api.deps import Reader, StateDep
 from soc.api.errors import ApiError
 from soc.store.base import QueryError, TimeRange
 from soc.timeparse import parse_time
 
-router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
 def _time(value: str | None, state: StateDep) -> datetime | None:
@@ -27,6 +27,7 @@ def _time(value: str | None, state: StateDep) -> datetime | None:
 @router.get("/events", summary="Search events / Tìm kiếm sự kiện")
 def search_events(
     state: StateDep,
+    principal: Reader,
     q: Annotated[str, Query(description="Query, e.g. event.outcome:failure AND source.ip:10.0.0.0/8",
                             examples=["user.name:root AND event.category:authentication"])] = "*",
     since: Annotated[str | None, Query(description="24h, 7d or ISO 8601")] = None,

@@ -1,0 +1,7 @@
+"""Routes of /api/v1/auth (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])

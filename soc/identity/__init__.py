@@ -1,0 +1,1 @@
+"""Who is asking: users, roles, agency scope, sessions and API tokens."""

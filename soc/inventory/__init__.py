@@ -1,0 +1,2 @@
+"""The inventory in the SOC database: agencies, government systems, their log
+sources and ingest keys."""

@@ -1,0 +1,1 @@
+"""Notifications of alerts by e-mail and webhooks."""

@@ -1,0 +1,1 @@
+"""Alert triage and incidents: the analysts' queue."""
