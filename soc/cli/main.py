@@ -13,8 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, 
 from rich.table import Table
 
 from soc.cli.common import ConfigOpt, console, err_console, fail, load
+from soc.cli.audit import audit_app
 from soc.cli.dashboards import dashboards_app
+from soc.cli.inventory import agencies_app
 from soc.cli.rules import alerts_app, rules_app
+from soc.cli.users import users_app
 from soc.config import ConfigError
 from soc.i18n import t
 
@@ -30,6 +33,9 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(users_app, name="users")
+app.add_typer(agencies_app, name="agencies")
+app.add_typer(audit_app, name="audit")
 
 
 @app.callback()
