@@ -71,6 +71,7 @@ UsersReader = Annotated[Principal, require(Permission.USERS_READ)]
 UsersAdmin = Annotated[Principal, require(Permission.USERS_WRITE)]
 AuditReader = Annotated[Principal, require(Permission.AUDIT_READ)]
 ServiceReader = Annotated[Principal, require(Permission.SERVICE_READ)]
+ServiceAdmin = Annotated[Principal, require(Permission.SERVICE_WRITE)]
 
 
 def ingest_system(state: StateDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None,

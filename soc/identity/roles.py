@@ -22,6 +22,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     SERVICE_READ = "service.read"
     """Prometheus metrics, notification deliveries, service internals."""
+    SERVICE_WRITE = "service.write"
+    """Service operations: test notifications, re-learn intervals, force checks."""
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {

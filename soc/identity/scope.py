@@ -1,7 +1,8 @@
 """Agency scope: a user bound to agencies sees those, their children (districts,
 communes) and agencies merged into any of them. A user bound to a province (an
 agency at level ``province`` with no parent) sees everything, events and alerts no
-system claims included."""
+system claims included; so does a user bound to ``*`` (the first admin, created
+before any agency is known)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Scope:
         return column.in_(sorted(self.agencies))  # type: ignore[no-any-return,unused-ignore]
 
 
+ALL_AGENCIES = "*"
 EVERYTHING = Scope(True, frozenset())
 NOTHING = Scope(False, frozenset())
 
@@ -45,6 +47,9 @@ def resolve_scope(session: Session, bound: Iterable[str]) -> Scope:
 
 def scope_from_rows(rows: Iterable[Any], bound: Iterable[str]) -> Scope:
     """``rows`` of (id, parent_id, merged_into, level)."""
+    bound = list(bound)
+    if ALL_AGENCIES in bound:
+        return EVERYTHING
     children: dict[str, list[str]] = defaultdict(list)
     info: dict[str, tuple[str | None, str]] = {}
     for agency_id, parent_id, merged_into, level in rows:
