@@ -12,8 +12,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from soc.cli.common import ConfigOpt, console, err_console, fail, load
 from soc.cli.audit import audit_app
+from soc.cli.common import ConfigOpt, console, err_console, fail, load
 from soc.cli.dashboards import dashboards_app
 from soc.cli.inventory import agencies_app
 from soc.cli.rules import alerts_app, rules_app
