@@ -40,7 +40,8 @@ def create_app(state: AppState) -> FastAPI:
     )
     app.state.soc = state
     errors.install(app)
-    for module in (health, auth, users, agencies, systems, source_health, alerts, incidents, audit, notifications, ingest, events):
+    for module in (health, auth, users, agencies, systems, source_health, alerts, incidents, audit, notifications,
+                   ingest, events):
         app.include_router(module.router)
 
     @app.get("/openapi.json", tags=["health"], include_in_schema=False)
