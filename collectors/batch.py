@@ -28,6 +28,9 @@ class Origin:
     """System named by an ingest key, a source's config or ``--system``."""
     received: float = field(default_factory=time.time)
     """Epoch seconds at which the source read the batch."""
+    log_source: str | None = None
+    """Log source of the system the records belong to (``POST /api/v1/ingest?source=``);
+    ``None``: the service infers it from the records' format and the transport."""
 
 
 @dataclass(slots=True)

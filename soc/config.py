@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from soc.i18n import t
 
@@ -168,23 +170,42 @@ class TriageConfig(_Model):
 
 
 class SmtpChannel(_Model):
+    """E-mail through an SMTP relay (see docs/notifications.md)."""
+
     type: Literal["email"]
-    host: str
+    host: str = Field(min_length=1)
     port: int = Field(25, ge=1, le=65535)
     starttls: bool = False
+    """Upgrade the connection with STARTTLS (port 587)."""
     ssl: bool = False
+    """Implicit TLS from the first byte (port 465)."""
     username: str | None = None
     password_env: str | None = None
     """Name of the environment variable holding the SMTP password (never in the file)."""
-    sender: str
+    sender: str = Field(min_length=3)
     to: list[str] = Field(min_length=1)
     timeout: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> SmtpChannel:
+        if self.ssl and self.starttls:
+            raise ValueError("ssl and starttls exclude each other: ssl for port 465, starttls for port 587")
+        if self.username and not self.password_env:
+            raise ValueError("username is set but password_env is not: name the environment variable holding "
+                             "the password")
+        return self
+
 
 class WebhookChannel(_Model):
+    """An HTTP POST: the generic JSON body (``webhook``) or a Telegram Bot API
+    ``sendMessage`` body (``telegram``)."""
+
     type: Literal["webhook", "telegram"]
-    url: str
+    url: str = Field(pattern=r"^https?://[^\s]+$")
     """``telegram``: the Bot API ``sendMessage`` URL (or a compatible relay)."""
+    token_env: str | None = None
+    """Environment variable whose value replaces ``{token}`` in ``url`` (a bot token
+    stays out of the file: ``https://api.telegram.org/bot{token}/sendMessage``)."""
     chat_id: str | None = None
     """``telegram`` only: the chat to post into."""
     headers: dict[str, str] = {}
@@ -192,16 +213,28 @@ class WebhookChannel(_Model):
     """Environment variable with a shared secret: the body is signed (``X-SOC-Signature``)."""
     timeout: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookChannel:
+        if self.type == "telegram" and not self.chat_id:
+            raise ValueError("a telegram channel needs chat_id")
+        if self.type == "webhook" and self.chat_id:
+            raise ValueError("chat_id is for telegram channels only")
+        if ("{token}" in self.url) != (self.token_env is not None):
+            raise ValueError("use token_env together with a '{token}' placeholder in url")
+        return self
+
 
 ChannelConfig = Annotated[SmtpChannel | WebhookChannel, Field(discriminator="type")]
 
 
 class NotificationRoute(_Model):
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     min_level: Literal["informational", "low", "medium", "high", "critical"] = "high"
     agencies: list[str] = []
     """Only alerts of these agencies (and their children); empty: every agency."""
     channels: list[str] = Field(min_length=1)
+    retro: bool = False
+    """Also notify about alerts a retro-hunt (``soc rules hunt``) opened."""
 
 
 class NotificationsConfig(_Model):
@@ -209,9 +242,45 @@ class NotificationsConfig(_Model):
     routes: list[NotificationRoute] = []
     max_attempts: int = Field(6, ge=1, le=50)
     retry_backoff_seconds: float = Field(30.0, gt=0)
-    """First retry delay; doubled each attempt."""
+    """First retry delay; doubled each attempt (at most one hour)."""
     interval_seconds: float = Field(10.0, gt=0)
     """How often the dispatcher looks for new alerts and due retries."""
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    """Address of the SOC as readers reach it (``https://soc.phutho.gov.vn``): alert
+    links in messages become absolute; without it they are paths (``/api/v1/alerts/…``)."""
+
+    @model_validator(mode="after")
+    def _routes_name_channels(self) -> NotificationsConfig:
+        """Every channel a route names exists (the error points at the route's entry)."""
+        errors: list[InitErrorDetails] = []
+        for name in self.channels:
+            if not _CHANNEL_NAME.match(name):
+                errors.append(_line_error(("channels", name), name, "bad_channel_name",
+                                          "channel name '{name}' is too long or has characters other than "
+                                          "letters, digits, '_', '.' and '-'", name=name))
+        seen: set[str] = set()
+        for i, route in enumerate(self.routes):
+            if route.name in seen:
+                errors.append(_line_error(("routes", i, "name"), route.name, "duplicate_route",
+                                          "route name '{name}' is used twice", name=route.name))
+            seen.add(route.name)
+            for j, channel in enumerate(route.channels):
+                if channel not in self.channels:
+                    defined = ", ".join(self.channels) or "-"
+                    errors.append(_line_error(
+                        ("routes", i, "channels", j), channel, "unknown_channel",
+                        "route '{route}' names channel '{channel}', which notifications.channels does not define "
+                        "(defined: {defined})", route=route.name, channel=channel, defined=defined))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _line_error(loc: tuple[str | int, ...], value: Any, kind: str, template: str, **ctx: Any) -> InitErrorDetails:
+    return {"type": PydanticCustomError(kind, template, ctx), "loc": loc, "input": value}
 
 
 class HealthConfig(_Model):
@@ -394,6 +463,11 @@ _FIXES = {
     "list_type": ("dùng một danh sách YAML (- mục)", "use a YAML list (- item)"),
     "dict_type": ("dùng một ánh xạ YAML (khóa: giá trị)", "use a YAML mapping (key: value)"),
     "model_type": ("dùng một ánh xạ YAML (khóa: giá trị)", "use a YAML mapping (key: value)"),
+    "unknown_channel": ("khai báo kênh trong notifications.channels hoặc sửa tên kênh của tuyến",
+                        "define the channel under notifications.channels or correct the route's channel name"),
+    "duplicate_route": ("đặt cho mỗi tuyến một tên riêng", "give each route its own name"),
+    "bad_channel_name": ("đặt tên kênh chỉ gồm chữ, số, '_', '.', '-' (tối đa 100 ký tự)",
+                         "name the channel with letters, digits, '_', '.', '-' (at most 100 characters)"),
 }
 
 
@@ -452,6 +526,12 @@ def _key_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
         parts.append(str(loc[i]))
         if len(parts) == 2 and parts[0] in ("sources", "sinks") and i + 1 < len(loc):
             entry = (raw.get(parts[0]) or {}).get(loc[i])
+            if isinstance(entry, dict) and loc[i + 1] == entry.get("type"):
+                i += 1
+        elif parts[:2] == ["notifications", "channels"] and len(parts) == 3 and i + 1 < len(loc):
+            section = raw.get("notifications")
+            channels = section.get("channels") if isinstance(section, dict) else None
+            entry = channels.get(loc[i]) if isinstance(channels, dict) else None
             if isinstance(entry, dict) and loc[i + 1] == entry.get("type"):
                 i += 1
         i += 1

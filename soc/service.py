@@ -25,7 +25,7 @@ from soc.alerts.mirror import AlertMirror
 from soc.alerts.store import AlertStore
 from soc.api.app import create_app
 from soc.api.state import AppState
-from soc.auth import ensure_admin_token
+from soc.auth import FirstAdmin, ensure_first_admin
 from soc.config import (
     ConfigError,
     EvtxSource,
@@ -45,6 +45,9 @@ from soc.config import (
 )
 from soc.db import database_url, make_engine, migrate, open_database
 from soc.i18n import t
+from soc.inventory.activity import ActivityTracker
+from soc.inventory.silence import schedule as schedule_source_health
+from soc.notify.dispatcher import schedule as schedule_notifications
 from soc.pipeline.alarm import spool_alert_handler
 from soc.pipeline.build import Topology, build_topology
 from soc.pipeline.core import AsyncPipeline
@@ -122,16 +125,19 @@ def serve(cfg: SocConfig, console: Console) -> None:
 
 
 async def _serve(cfg: SocConfig, console: Console) -> None:
-    topo = build_topology(cfg)
+    db = open_database(cfg)
+    topo = build_topology(cfg, db=db)
     runner = AsyncPipeline(topo.pipeline, cfg.pipeline.queue_batches)
     runner.start()
     sources = build_sources(cfg)
     for source in sources:
         await source.start()
     http_name, http_format = _http_source(cfg)
-    db = open_database(cfg)
+    tracker = ActivityTracker(learn_min_samples=cfg.health.learn_min_samples)
+    topo.pipeline.activity = tracker
     state = AppState(cfg=cfg, store=topo.store, registry=topo.registry, metrics=topo.metrics,
-                     submit=runner.submit, db=db, ingest_source=http_name, ingest_format=http_format)
+                     submit=runner.submit, db=db, ingest_source=http_name, ingest_format=http_format,
+                     activity=tracker)
     _register_gauges(topo, runner, sources)
     alerts = _alert_store(cfg, topo)
     topo.set_on_alarm(spool_alert_handler(alerts))
@@ -143,8 +149,8 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
         raise ConfigError(cfg.config_path or "config/soc.yaml", "api.port", f"cannot listen: {exc}",
                           "chọn cổng khác (SOC_API_PORT) / pick another port (SOC_API_PORT)") from exc
     server = _Server(uvicorn.Config(create_app(state), log_level="warning", access_log=False, lifespan="off"))
-    token = ensure_admin_token(cfg.data_dir)
-    _print_banner(cfg, console, sources, api_socket.getsockname()[1], token)
+    first_admin = ensure_first_admin(db)
+    _print_banner(cfg, console, sources, api_socket.getsockname()[1], first_admin)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -160,6 +166,8 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
                       next_run_time=datetime.now(UTC) + timedelta(seconds=30))
     _schedule_detection(scheduler, topo, runner)
     _schedule_alert_mirror(scheduler, cfg, alerts)
+    schedule_source_health(scheduler, state, alerts=alerts)
+    schedule_notifications(scheduler, state)
     scheduler.start()
 
     tasks = [asyncio.create_task(s.run(runner.submit), name=f"source-{s.name}") for s in sources]
@@ -180,7 +188,10 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
     for task in tasks:
         task.cancel()
     await runner.drain_and_stop()
+    with contextlib.suppress(Exception):
+        tracker.flush(db)
     topo.store.close()
+    db.dispose()
 
 
 def _schedule_detection(scheduler: AsyncIOScheduler, topo: Topology, runner: AsyncPipeline) -> None:
@@ -244,7 +255,7 @@ def _store_stat(topo: Topology, key: str) -> Any:
 
 
 def _print_banner(cfg: SocConfig, console: Console, sources: list[Source], api_port: int,
-                  token: str | None) -> None:
+                  first_admin: FirstAdmin | None) -> None:
     console.rule(f"[bold green]{t('run.started')}")
     rows: list[tuple[str, str]] = [(t("run.api"), f"http://{cfg.api.host}:{api_port}")]
     syslog_port = None
@@ -264,10 +275,12 @@ def _print_banner(cfg: SocConfig, console: Console, sources: list[Source], api_p
     rows.append((t("run.data_dir"), str(cfg.data_dir)))
     for label, value in rows:
         console.print(f"[bold]{label}[/bold]: {value}", highlight=False, soft_wrap=True)
-    if token:
-        console.print(f"[bold yellow]{t('run.admin_token')}[/bold yellow]: {token}", highlight=False, soft_wrap=True)
+    if first_admin is not None:
+        console.print(f"[bold yellow]{t('run.first_admin')}[/bold yellow]", highlight=False)
+        for label, value in first_admin.lines():
+            console.print(f"  [bold]{label}[/bold]: {value}", highlight=False, soft_wrap=True)
     else:
-        console.print(t("run.admin_token_exists"))
+        console.print(t("run.admin_exists"))
     if syslog_port:
         line = ("<38>$(date '+%b %e %H:%M:%S') web01 sshd[4242]: "
                 "Failed password for root from 203.0.113.7 port 50022 ssh2")

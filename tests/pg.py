@@ -4,7 +4,8 @@
 one template database migrated to head once, and a database per test cloned from it
 (``CREATE DATABASE … TEMPLATE``: milliseconds, where migrating would take a second).
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres``
-user the package creates. fsync is off: these databases are thrown away.
+user the package creates. fsync is off for tests (their databases are thrown away);
+the benchmark starts a durable server (``durable=True``) so its write latencies are real.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         bindir = find_bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL is not installed (make test installs Debian's postgresql package)")
@@ -69,8 +71,11 @@ class PostgresServer:
                 os.chown(path, self._user.pw_uid, self._user.pw_gid)
             os.chown(self.base, self._user.pw_uid, self._user.pw_gid)
         self._run("initdb", "-D", str(data), "-U", "soc", "--auth=trust", "-E", "UTF8", "--no-locale")
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {sockets} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {sockets} -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        else:
+            options += " -c shared_buffers=512MB -c effective_cache_size=4GB -c work_mem=32MB"
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.base / "server.log"), "-w", "start")
 
     def stop(self) -> None:

@@ -53,12 +53,14 @@ def is_internal_rule(rule_id: str) -> bool:
 
 
 def raise_internal_alert(store: AlertStore, *, kind: str, title_vi: str, title_en: str, level: str,
-                         fields: dict[str, Any], key: str) -> AlertBatchResult:
+                         fields: dict[str, Any], key: str, gov: dict[str, Any] | None = None) -> AlertBatchResult:
     """Raise (or, while one is open for the same ``kind`` and ``key``, grow) an
     internal alert. ``fields`` (dotted name → scalar) are the facts an analyst
     needs — bytes, quota, the last error — and are kept on the alert, the latest
-    raise winning. Returns what the store did (``created`` or ``updated``; nothing
-    when an exception suppresses it)."""
+    raise winning. ``gov`` (the ``gov.*`` object a system's events carry) attributes
+    the alert to that system and agency, for scope and notification routing. Returns
+    what the store did (``created`` or ``updated``; nothing when an exception
+    suppresses it)."""
     if level not in LEVELS:
         raise ValueError(f"level {level!r}: use one of {', '.join(LEVELS)}")
     for title in (title_vi, title_en):
@@ -74,6 +76,8 @@ def raise_internal_alert(store: AlertStore, *, kind: str, title_vi: str, title_e
         "event": {"id": event_id, "kind": "alert", "module": "soc", "dataset": "soc.internal", "action": kind},
         "host": {"name": socket.gethostname()},
     }
+    if gov is not None:
+        event["gov"] = gov
     detection = Detection(rule=rule, events=[event], event_ids=[event_id], first_seen=now, last_seen=now,
                           group={"soc.internal": {"key": key}})
     result = store.raise_detections([detection])

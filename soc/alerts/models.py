@@ -11,26 +11,44 @@ The schema is created by ``soc/migrations`` — a change here needs a new migrat
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Index, SmallInteger, String, Text, event, text
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from soc.db import Base, utcnow
+from soc.triage.derived import DERIVE, attack_tags, level_rank, search_text
 
 AlertKind = Literal["detection", "correlation"]
 
 STATUS_NEW = "new"
-CLOSED_STATUSES: tuple[str, ...] = ("closed", "false_positive")
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "false_positive")
 """Statuses that end an alert: a later detection of the same thing opens a new alert
-instead of growing a closed one."""
+instead of growing a closed one. ``resolved`` is the triage workflow's end
+(:mod:`soc.triage.workflow`); ``closed`` and ``false_positive`` are kept for alerts
+closed before the workflow existed."""
+DERIVED_COLUMNS: frozenset[str] = frozenset({"level_rank", "attack_tags", "search_text"})
+"""Columns computed from the others for the triage queue's indexes and filters
+(:mod:`soc.triage.derived`); not part of an alert's public view."""
 MAX_EVENT_IDS = 1000
 """Event ids kept per alert (the newest); ``count`` keeps counting past it."""
 
 
 def new_alert_id() -> str:
     return str(uuid.uuid4())
+
+
+def _derived(name: str) -> Callable[[Any], Any]:
+    """A column default computing derived column ``name`` from the inserted row."""
+
+    derive = DERIVE[name]
+
+    def default(context: Any) -> Any:
+        return derive(context.get_current_parameters())
+
+    return default
 
 
 class Alert(Base):
@@ -85,11 +103,21 @@ class Alert(Base):
     """Last move into ``resolved`` (time-to-resolve SLA); cleared by a reopen."""
     status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
     incident_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # Derived (soc.triage.derived): computed on INSERT by the column defaults (ORM and
+    # Core inserts alike), on ORM updates by the mapper event below.
+    level_rank: Mapped[int] = mapped_column(SmallInteger, default=_derived("level_rank"), server_default="0")
+    """0 informational … 4 critical: severity order for sorting and ``min_level``."""
+    attack_tags: Mapped[str] = mapped_column(Text, default=_derived("attack_tags"), server_default=text("''"))
+    """``,credential-access,t1110,``: ATT&CK tactics and techniques for ``LIKE`` filters."""
+    search_text: Mapped[str] = mapped_column(Text, default=_derived("search_text"), server_default=text("''"))
+    """Rule id, title, summary and key fields, folded, for the free-text filter."""
 
     def as_dict(self) -> dict[str, Any]:
-        """Every column, as JSON-ready values (times in ISO 8601 UTC)."""
+        """Every column but the derived ones, as JSON-ready values (times in ISO 8601 UTC)."""
         out: dict[str, Any] = {}
         for column in self.__table__.columns:
+            if column.key in DERIVED_COLUMNS:
+                continue
             value = getattr(self, column.key)
             out[column.key] = value.isoformat() if isinstance(value, datetime) else value
         return out
@@ -109,6 +137,8 @@ class Alert(Base):
         Index("ix_alerts_updated_at_id", "updated_at", "id"),
         Index("ix_alerts_assignee_id_last_seen", "assignee_id", "last_seen"),
         Index("ix_alerts_incident_id", "incident_id"),
+        Index("ix_alerts_level_rank_last_seen", "level_rank", "last_seen"),
+        Index("ix_alerts_created_at", "created_at"),
     )
     # SQLAlchemy adds "AND version = :old" to every UPDATE and bumps it, so a triage
     # edit based on a stale read fails (StaleDataError) instead of overwriting.
@@ -116,3 +146,12 @@ class Alert(Base):
 
     def __repr__(self) -> str:
         return f"Alert(id={self.id!r}, rule_id={self.rule_id!r}, count={self.count}, status={self.status!r})"
+
+
+@event.listens_for(Alert, "before_update")
+def _derive(_mapper: Mapper[Alert], _connection: Any, alert: Alert) -> None:
+    # The store grows the summary, internal alerts rewrite their key fields: keep the
+    # derived columns in step on every ORM update.
+    alert.level_rank = level_rank(alert.level)
+    alert.attack_tags = attack_tags(alert.tactics, alert.techniques)
+    alert.search_text = search_text(alert.rule_id, alert.rule_title, alert.summary, alert.key_fields)

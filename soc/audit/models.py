@@ -6,6 +6,10 @@ canonical content, so editing or deleting a row breaks every later link
 sequence number and hash; appenders lock it, which serialises the chain on
 PostgreSQL as SQLite's write lock does.
 
+Migration 0006 also installs triggers that refuse UPDATE and DELETE on
+``audit_log``: rewriting history needs deliberate DDL first, and the chain still
+shows it.
+
 The schema is created by ``soc/migrations`` — a change here needs a new migration.
 """
 
@@ -46,6 +50,8 @@ class AuditEntry(Base):
         Index("ix_audit_log_at", "at"),
         Index("ix_audit_log_target", "target_type", "target_id"),
         Index("ix_audit_log_actor_name", "actor_name"),
+        # A scoped reader pages by seq within a few agencies.
+        Index("ix_audit_log_agency_seq", "agency_id", "seq"),
     )
 
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from soc.cli.audit import audit_app
 from soc.cli.common import ConfigOpt, console, err_console, fail, load
 from soc.cli.dashboards import dashboards_app
-from soc.cli.inventory import agencies_app
+from soc.cli.inventory import agencies_app, systems_app
 from soc.cli.rules import alerts_app, rules_app
 from soc.cli.users import users_app
 from soc.config import ConfigError
@@ -24,7 +24,6 @@ from soc.i18n import t
 app = typer.Typer(help="SOC tỉnh / Provincial SOC toolkit", no_args_is_help=True, add_completion=False)
 events_app = typer.Typer(help="Sự kiện / Events", no_args_is_help=True)
 config_app = typer.Typer(help="Cấu hình / Configuration", no_args_is_help=True)
-systems_app = typer.Typer(help="Hệ thống được giám sát / Monitored systems", no_args_is_help=True)
 admin_app = typer.Typer(help="Quản trị / Administration", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(config_app, name="config")
@@ -187,74 +186,52 @@ def events_search(
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
-    """Kiểm tra cấu hình / Validate the configuration, inventory and mappings."""
+    """Kiểm tra cấu hình / Validate the configuration, the inventory seed and mappings."""
+    from soc.inventory.seed import validate_seed
     from soc.pipeline.build import load_mappings
-    from soc.systems import load_registry
+    from soc.systems import check_seed_references
 
     cfg = load(config)
     try:
-        registry = load_registry(cfg.systems_dir, cfg.data_dir)
+        seed = validate_seed(cfg)
+        check_seed_references(seed)
         mappings = load_mappings(cfg)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     console.print(f"[green]{t('config.ok', path=cfg.config_path)}[/green]")
     console.print(f"sources: {', '.join(cfg.sources) or '-'}; transforms: "
                   f"{', '.join(tr.type for tr in cfg.transforms)}; sinks: {', '.join(cfg.sinks)}")
-    console.print(f"agencies: {len(registry.agencies)}; systems: {len(registry.systems)}; "
-                  f"json mappings: {', '.join(mappings) or '-'}")
-
-
-@systems_app.command("list")
-def systems_list(config: ConfigOpt = None) -> None:
-    """Liệt kê hệ thống / List the monitored systems."""
-    from soc.systems import load_registry
-
-    cfg = load(config)
-    try:
-        registry = load_registry(cfg.systems_dir, cfg.data_dir)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    if not registry.systems:
-        console.print(t("systems.none"))
-        return
-    table = Table()
-    for col in ("id", "name / tên", "type", "agency / cơ quan", "level / cấp", "class / cấp độ", "hosts / CIDR"):
-        table.add_column(col, overflow="fold")
-    for system in sorted(registry.systems.values(), key=lambda s: s.id):
-        agency = registry.agencies.get(system.agency)
-        level = system.level or (agency.level if agency else "")
-        table.add_row(system.id, system.name, system.type, agency.name if agency else system.agency, level,
-                      str(system.classification), ", ".join([*system.hosts, *system.cidrs]))
-    console.print(table)
-
-
-@systems_app.command("key")
-def systems_key(system: Annotated[str, typer.Argument(help="system id")], config: ConfigOpt = None) -> None:
-    """Tạo khóa nạp dữ liệu / Issue an ingest key for a system (printed once)."""
-    from soc.systems import issue_ingest_key, load_registry
-
-    cfg = load(config)
-    registry = load_registry(cfg.systems_dir, cfg.data_dir)
-    if system not in registry.systems:
-        raise fail(t("ingest.unknown_system", system=system, known=", ".join(sorted(registry.systems))))
-    key = issue_ingest_key(cfg.data_dir, system)
-    console.print(t("systems.key_issued", system=system, key=key), highlight=False)
+    console.print(f"seed agencies: {sum(len(f.agencies) for f in seed)}; "
+                  f"seed systems: {sum(len(f.systems) for f in seed)}; json mappings: {', '.join(mappings) or '-'}")
 
 
 @admin_app.command("token")
 def admin_token(
-    reset: Annotated[bool, typer.Option("--reset", help="Tạo mã mới / make a new token")] = False,
+    reset: Annotated[bool, typer.Option("--reset",
+                                        help="Cấp mã API quản trị mới / issue a new admin API token")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Mã quản trị cho API / The API admin token (created at first run)."""
-    from soc.auth import ensure_admin_token
+    """Tài khoản quản trị đầu tiên và mã API của nó / The first administrator and its API token."""
+    from soc.auth import ensure_first_admin, reset_admin_token
+    from soc.cli.users import cli_actor
+    from soc.db import open_database
 
-    cfg = load(config)
-    token = ensure_admin_token(cfg.data_dir, reset=reset)
-    if token is None:
-        console.print(t("run.admin_token_exists"))
-    else:
-        console.print(f"{t('run.admin_token')}: {token}", highlight=False, soft_wrap=True)
+    db = open_database(load(config))
+    try:
+        first = ensure_first_admin(db)
+        if first is not None:
+            console.print(f"[bold yellow]{t('run.first_admin')}[/bold yellow]", highlight=False)
+            for label, value in first.lines():
+                console.print(f"  [bold]{label}[/bold]: {value}", highlight=False, soft_wrap=True)
+        elif not reset:
+            console.print(t("run.admin_exists"))
+        else:
+            issued = reset_admin_token(db, cli_actor())
+            if issued is None:
+                raise fail(t("run.no_admin"))
+            console.print(f"{t('run.admin_token')} ({issued[0]}): {issued[1]}", highlight=False, soft_wrap=True)
+    finally:
+        db.dispose()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from soc.alerts.models import Alert
 from soc.db import Base, utcnow
 
 
@@ -45,12 +46,24 @@ class NotificationDelivery(Base):
     __table_args__ = (
         UniqueConstraint("alert_id", "route", "channel", name="uq_notification_deliveries_alert_route_channel"),
         Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
+        # The deliveries list pages newest first.
+        Index("ix_notification_deliveries_created_at_id", "created_at", "id"),
     )
 
 
 class NotificationCursor(Base):
+    """One row (id 1): how far the dispatcher has read the alerts, in
+    ``(created_at, id)`` order."""
+
     __tablename__ = "notification_cursor"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     created_at: Mapped[datetime]
     alert_id: Mapped[str] = mapped_column(String(36))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    """When the dispatcher first ran: alerts created before it are never notified."""
+
+
+# The dispatcher reads new alerts in (created_at, id) order; the alerts table has no
+# index for it otherwise. Declared here so the alerts model stays about alerts.
+Index("ix_alerts_created_at_id", Alert.created_at, Alert.id)

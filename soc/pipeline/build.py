@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from collectors.parsers import JsonMapping
 from collectors.parsers.json_audit import load_json_mappings
@@ -16,7 +17,10 @@ from soc.pipeline.spool import DiskSpool
 from soc.pipeline.stages import TRANSFORMS, ParseStage, StageContext, Transform
 from soc.store.base import EventStore
 from soc.store.factory import open_store
-from soc.systems import SystemRegistry, load_registry
+from soc.systems import SystemRegistry
+
+if TYPE_CHECKING:
+    from soc.db import Database
 
 
 @dataclass
@@ -46,13 +50,28 @@ def load_mappings(cfg: SocConfig) -> dict[str, JsonMapping]:
         raise ConfigError(directory, "-", str(exc), "sửa tệp ánh xạ JSON / correct the JSON mapping file") from exc
 
 
+def inventory_registry(cfg: SocConfig, db: Database | None = None) -> SystemRegistry:
+    """The registry of the inventory database (``db``, else the configured one),
+    after importing what the YAML seed adds."""
+    from soc.db import open_database
+    from soc.inventory.registry import load_registry
+    from soc.inventory.seed import seed_inventory
+
+    db = db if db is not None else open_database(cfg)
+    seed_inventory(db, cfg)
+    return load_registry(db)
+
+
 def build_topology(cfg: SocConfig, *, metrics: Metrics | None = None,
-                   registry: SystemRegistry | None = None, on_alarm: OnAlarm | None = None) -> Topology:
-    """Build what ``cfg`` declares. ``on_alarm`` hears of every spool alarm
-    transition (see :mod:`soc.pipeline.alarm`); it can also be set later with
-    :meth:`Topology.set_on_alarm`."""
+                   registry: SystemRegistry | None = None, on_alarm: OnAlarm | None = None,
+                   db: Database | None = None) -> Topology:
+    """Build what ``cfg`` declares. Without ``registry``, events are attributed from
+    the inventory database (``db``, else the configured one), seeded first.
+    ``on_alarm`` hears of every spool alarm transition (see :mod:`soc.pipeline.alarm`);
+    it can also be set later with :meth:`Topology.set_on_alarm`."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    registry = registry or load_registry(cfg.systems_dir, cfg.data_dir)
+    if registry is None:
+        registry = inventory_registry(cfg, db)
     metrics = metrics or Metrics()
     mappings = load_mappings(cfg)
     transforms: list[Transform] = []

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from collectors.batch import Batch
+from collectors.batch import Batch, Origin
 from collectors.event import Event
 from soc.pipeline.metrics import Metrics
 from soc.pipeline.sinks import SpoolingSink
@@ -59,6 +59,12 @@ def _slices(batch: Batch, size: int) -> Iterator[Batch]:
                     batch.offsets[start:end] if batch.offsets is not None else None)
 
 
+class ActivityObserver(Protocol):
+    """Counts stored batches per system and log source (:mod:`soc.inventory.activity`)."""
+
+    def observe(self, origin: Origin, events: list[Event]) -> None: ...
+
+
 class Pipeline:
     def __init__(self, parse: ParseStage, transforms: list[Transform], sinks: list[SpoolingSink],
                  metrics: Metrics) -> None:
@@ -68,6 +74,8 @@ class Pipeline:
         self.transforms = transforms
         self.sinks = sinks
         self.metrics = metrics
+        self.activity: ActivityObserver | None = None
+        """Told of every batch once it is stored or spooled (set by the service)."""
 
     def process(self, batch: Batch) -> BatchResult:
         """Parse, transform and write one batch. Raises :class:`SpoolFull` (and no
@@ -102,6 +110,8 @@ class Pipeline:
                 result.stored, result.spooled = outcome.stored, outcome.spooled
         m.add(source, "stored", result.stored)
         m.add(source, "spooled", result.spooled)
+        if self.activity is not None:
+            self.activity.observe(batch.origin, events)
         return result
 
     def _admit(self) -> None:

@@ -102,9 +102,11 @@ def to_dsl(node: Node, *, flattened: bool = True) -> Clause:
 
 
 def query_body(query: str, since: datetime | None = None, until: datetime | None = None, *,
-               flattened: bool = True) -> dict[str, Any]:
+               flattened: bool = True, agencies: frozenset[str] | None = None) -> dict[str, Any]:
     """A search body ``{"query": …}`` for an analyst query, in filter context (no
-    scoring), limited to ``since <= @timestamp < until`` (naive datetimes are UTC)."""
+    scoring), limited to ``since <= @timestamp < until`` (naive datetimes are UTC)
+    and, when ``agencies`` is not None, to events whose ``gov.agency.id`` is one of
+    them (a ``terms`` filter beside the query: the ids are never query text)."""
     clause = to_dsl(parse_query(query), flattened=flattened)
     window: dict[str, Any] = {}
     if since is not None:
@@ -114,6 +116,8 @@ def query_body(query: str, since: datetime | None = None, until: datetime | None
     filters: list[Clause] = []
     if window:
         filters.append({"range": {"@timestamp": {**window, "format": DATE_FORMAT}}})
+    if agencies is not None:
+        filters.append({"terms": {"gov.agency.id": sorted(agencies)}} if agencies else _match_none())
     if clause == _match_all():
         return {"query": {"bool": {"filter": filters}} if filters else {"match_all": {}}}
     inner = clause.get("bool")

@@ -53,12 +53,17 @@ class EventStore(ABC):
 
     @abstractmethod
     def search(self, query: str, time_range: TimeRange = TimeRange(), limit: int = 100,
-               newest_first: bool = True) -> list[Event]:
-        """Events matching the query in the time range. Raises QueryError."""
+               newest_first: bool = True, *, agencies: frozenset[str] | None = None) -> list[Event]:
+        """Events matching the query in the time range. Raises QueryError.
+
+        ``agencies``: only events whose ``gov.agency.id`` is one of these (a reader's
+        agency scope); None means no restriction, an empty set matches nothing. It is
+        a structured condition of its own, never text spliced into ``query``."""
 
     @abstractmethod
-    def count(self, query: str, time_range: TimeRange = TimeRange()) -> int:
-        """How many events match. Raises QueryError."""
+    def count(self, query: str, time_range: TimeRange = TimeRange(), *,
+              agencies: frozenset[str] | None = None) -> int:
+        """How many events match (``agencies`` as in :meth:`search`). Raises QueryError."""
 
     def iter_range(self, since: datetime | None = None, until: datetime | None = None, *, query: str = "*",
                    batch: int = 1000) -> Iterator[list[Event]]:

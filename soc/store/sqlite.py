@@ -46,7 +46,7 @@ import orjson
 
 from collectors.event import NO_TIMESTAMP_TAG, Event, get_field, parse_iso, set_field, unique_ids
 from soc.query.parse import parse_query
-from soc.query.sql import register_functions, to_sql
+from soc.query.sql import json_path, register_functions, to_sql
 from soc.query.values import iso_from_ms, query_error
 from soc.store.base import EventStore, StoreUnavailable, TimeRange
 
@@ -80,6 +80,7 @@ _ROWS_PER_INSERT = 32
 _INSERT_ONE = f"INSERT OR IGNORE INTO events(id, ts, doc) VALUES {_ROW}"
 _INSERT_MANY = "INSERT OR IGNORE INTO events(id, ts, doc) VALUES " + ", ".join([_ROW] * _ROWS_PER_INSERT)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_AGENCY_PATH = json_path("gov.agency.id")
 _QUERY_ERRORS = ("interrupted", "too many sql variables", "expression tree is too large",
                  "parser stack overflow", "too many terms")
 
@@ -242,16 +243,17 @@ class SqliteEventStore(EventStore):
     # --- reading ---------------------------------------------------------------------
 
     def search(self, query: str, time_range: TimeRange = TimeRange(), limit: int = 100,
-               newest_first: bool = True) -> list[Event]:
+               newest_first: bool = True, *, agencies: frozenset[str] | None = None) -> list[Event]:
         """Matching events ordered by ``@timestamp`` (ties by ``event.id``)."""
-        where, params = _where(query, time_range)
+        where, params = _where(query, time_range, agencies)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT doc FROM events WHERE {where} ORDER BY ts {order}, id {order} LIMIT ?"
         rows = self._read(sql, [*params, max(0, limit)])
         return [orjson.loads(row[0]) for row in rows]
 
-    def count(self, query: str, time_range: TimeRange = TimeRange()) -> int:
-        where, params = _where(query, time_range)
+    def count(self, query: str, time_range: TimeRange = TimeRange(), *,
+              agencies: frozenset[str] | None = None) -> int:
+        where, params = _where(query, time_range, agencies)
         return int(self._read(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
 
     def iter_range(self, since: datetime | None = None, until: datetime | None = None, *, query: str = "*",
@@ -339,11 +341,18 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _where(query: str, time_range: TimeRange) -> tuple[str, list[Any]]:
+def _where(query: str, time_range: TimeRange, agencies: frozenset[str] | None = None) -> tuple[str, list[Any]]:
     try:
         where, params = to_sql(parse_query(query))
     except RecursionError:
         raise query_error("Query is nested too deeply", "Truy vấn lồng nhau quá sâu") from None
+    if agencies is not None:
+        # The ids travel as one bound JSON array. No column or index: an index on the
+        # agency measured 4x the ingest cost per event, while this condition is
+        # checked on the rows the time-ordered scan reads anyway (100 newest events
+        # of one agency among 40: ~10 ms over 300k events).
+        where = f"({where}) AND json_extract(doc, ?) IN (SELECT value FROM json_each(?))"
+        params = [*params, _AGENCY_PATH, orjson.dumps(sorted(agencies)).decode()]
     bounds: list[str] = []
     values: list[Any] = []
     # since inclusive, until exclusive: consecutive windows never count an event twice.

@@ -77,10 +77,11 @@ def soc(args: Sequence[str], config: Path, *, check: bool = True) -> subprocess.
 
 
 def admin_token(config: Path) -> str:
+    """A working bearer token of the first administrator (created on the first call)."""
     out = soc(["admin", "token", "--reset"], config).stdout
-    match = re.search(r"soc_admin_[A-Za-z0-9_-]+", out)
-    assert match, out
-    return match.group(0)
+    tokens = re.findall(r"soc_api_[A-Za-z0-9_-]+", out)
+    assert len(tokens) == 1, out
+    return tokens[0]
 
 
 def ingest_key(config: Path, system: str) -> str:

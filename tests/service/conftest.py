@@ -55,6 +55,24 @@ class Caller:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """argon2id with the smallest cost in service tests: the production cost (tens of
+    milliseconds per hash, by design) would make the suite take minutes. Tests about
+    the hashing itself are marked ``real_argon2`` and keep the production hasher."""
+    from argon2 import PasswordHasher
+
+    from soc.identity import passwords
+
+    if request.node.get_closest_marker("real_argon2"):
+        yield
+        return
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    passwords._dummy_hash.cache_clear()
+    yield
+    passwords._dummy_hash.cache_clear()
+
+
 @pytest.fixture
 def db(service_db_url: str) -> Iterator[Database]:
     database = Database(service_db_url)
@@ -96,8 +114,8 @@ def soc_config(tmp_path: Path) -> SocConfig:
 
 
 @pytest.fixture
-def topology(soc_config: SocConfig) -> Iterator[Topology]:
-    topo = build_topology(soc_config)
+def topology(soc_config: SocConfig, db: Database) -> Iterator[Topology]:
+    topo = build_topology(soc_config, db=db)
     yield topo
     topo.pipeline.close()
     topo.store.close()

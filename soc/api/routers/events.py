@@ -1,4 +1,5 @@
-"""``GET /api/v1/events``: search stored events with the analyst query language."""
+"""``GET /api/v1/events``: search stored events with the analyst query language,
+within the caller's agency scope."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _time(value: str | None, state: StateDep) -> datetime | None:
         raise ApiError(400, "search.bad_time", value=value) from None
 
 
-@router.get("/events", summary="Search events / Tìm kiếm sự kiện")
+@router.get("/events", summary="Tìm kiếm sự kiện / Search events (within your agencies)")
 def search_events(
     state: StateDep,
     principal: Reader,
@@ -36,11 +37,14 @@ def search_events(
     count: Annotated[bool, Query(description="Also return the total number of matches")] = False,
 ) -> dict[str, Any]:
     rng = TimeRange(_time(since, state), _time(until, state))
+    # Only events of the caller's agencies; a reader of every agency also sees
+    # events no system claims (``unassigned``, without gov.agency.id).
+    agencies = None if principal.scope.all else principal.scope.agencies
     try:
-        events = state.store.search(q, rng, limit=limit)
+        events = state.store.search(q, rng, limit=limit, agencies=agencies)
         body: dict[str, Any] = {"returned": len(events), "events": events}
         if count:
-            body["total"] = state.store.count(q, rng)
+            body["total"] = state.store.count(q, rng, agencies=agencies)
     except QueryError as exc:
         raise ApiError(400, "api.bad_query", detail=str(exc)) from None
     return body

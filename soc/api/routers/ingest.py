@@ -13,16 +13,28 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from collectors.batch import Batch, Origin, RawRecord
 from collectors.event import stable_id
 from collectors.parsers import known_formats, resolve_format
 from soc.api.deps import StateDep, ingest_system
 from soc.api.errors import ApiError
+from soc.api.state import AppState
+from soc.i18n import register
+from soc.inventory.models import LogSourceRow
 from soc.pipeline.core import BatchResult
 from soc.pipeline.spool import SpoolFull
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+register({
+    "ingest.unknown_source": (
+        "Hệ thống '{system}' không có nguồn log '{source}'; các nguồn đã khai báo: {known}",
+        "System '{system}' has no log source '{source}'; its declared sources: {known}",
+    ),
+})
 
 _NDJSON_EXAMPLE = (
     '{"message": "login failed", "user": "a"}\n'
@@ -44,12 +56,20 @@ async def ingest(
     state: StateDep,
     system_id: Annotated[str, Depends(ingest_system)],
     format: Annotated[str | None, Query(description="Declared format (default: auto-detect)")] = None,
+    source: Annotated[str | None, Query(description="The system's log source these events belong to "
+                                                    "(default: inferred from the format)",
+                                        examples=["app-audit"])] = None,
 ) -> dict[str, int]:
     if format is not None:
         try:
             resolve_format(format)
         except KeyError:
             raise ApiError(400, "ingest.unknown_format", format=format, known=", ".join(known_formats())) from None
+    if source is not None:
+        known = await run_in_threadpool(_source_names, state, system_id)
+        if source not in known:
+            raise ApiError(400, "ingest.unknown_source", system=system_id, source=source,
+                           known=", ".join(known) or "-")
     body = await _read_body(request, state.cfg.api.max_body_bytes)
     if not body.strip():
         raise ApiError(400, "api.empty")
@@ -57,7 +77,7 @@ async def ingest(
     digest = hashlib.blake2b(body, digest_size=16).hexdigest()
     peer = request.client.host if request.client else None
     origin = Origin(source=state.ingest_source, kind="http", peer=peer,
-                    format=format or state.ingest_format, system_id=system_id)
+                    format=format or state.ingest_format, system_id=system_id, log_source=source)
     total = BatchResult()
     size = state.cfg.pipeline.batch_size
     for start in range(0, len(records), size):
@@ -69,6 +89,12 @@ async def ingest(
             # Chunks already submitted are stored; ids make the client's retry harmless.
             raise ApiError(503, "api.spool_full", headers={"Retry-After": "30"}) from None
     return total.as_dict()
+
+
+def _source_names(state: AppState, system_id: str) -> list[str]:
+    with state.db.read() as session:
+        return list(session.scalars(select(LogSourceRow.name).where(LogSourceRow.system_id == system_id)
+                                    .order_by(LogSourceRow.name)))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -1,5 +1,5 @@
-"""Notifications: deliveries (one per alert, route and channel) and the dispatcher's
-cursor over new alerts.
+"""Notifications: deliveries (one per alert, route and channel), the dispatcher's
+cursor over new alerts and the alerts index it reads them by.
 
 Revision ID: 0007
 Revises: 0006
@@ -42,15 +42,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_notification_deliveries_status_next", "notification_deliveries",
                     ["status", "next_attempt_at"])
+    op.create_index("ix_notification_deliveries_created_at_id", "notification_deliveries", ["created_at", "id"])
     op.create_table(
         "notification_cursor",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("alert_id", sa.String(36), nullable=False),
+        sa.Column("started_at", _TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_notification_cursor"),
     )
+    op.create_index("ix_alerts_created_at_id", "alerts", ["created_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alerts_created_at_id", table_name="alerts")
     op.drop_table("notification_cursor")
     op.drop_table("notification_deliveries")

@@ -306,13 +306,13 @@ class ElasticEventStore(EventStore):
                     len(rejected), self._dead_letter, rejected[0][3][:200], len(rejected), self._dead_letter)
 
     # -- reading --------------------------------------------------------------------
-    def _search_body(self, query: str, time_range: TimeRange) -> dict[str, Any]:
+    def _search_body(self, query: str, time_range: TimeRange, agencies: frozenset[str] | None) -> dict[str, Any]:
         return query_body(query, time_range.since, time_range.until,
-                          flattened=self.cfg.unknown_fields == "flattened")
+                          flattened=self.cfg.unknown_fields == "flattened", agencies=agencies)
 
     def search(self, query: str, time_range: TimeRange = TimeRange(), limit: int = 100,
-               newest_first: bool = True) -> list[Event]:
-        body = self._search_body(query, time_range)
+               newest_first: bool = True, *, agencies: frozenset[str] | None = None) -> list[Event]:
+        body = self._search_body(query, time_range, agencies)
         order = "desc" if newest_first else "asc"
         try:
             self._ensure_ready()
@@ -328,8 +328,9 @@ class ElasticEventStore(EventStore):
             raise StoreUnavailable(f"Elasticsearch unreachable / không kết nối được Elasticsearch: {exc}") from exc
         return [hit["_source"] for hit in resp["hits"]["hits"]]
 
-    def count(self, query: str, time_range: TimeRange = TimeRange()) -> int:
-        body = self._search_body(query, time_range)
+    def count(self, query: str, time_range: TimeRange = TimeRange(), *,
+              agencies: frozenset[str] | None = None) -> int:
+        body = self._search_body(query, time_range, agencies)
         try:
             self._ensure_ready()
             resp = self.client.count(index=self.events_pattern, query=body["query"],

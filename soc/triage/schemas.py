@@ -1,0 +1,366 @@
+"""Request and response bodies of the alert and incident API (OpenAPI schemas with
+examples). Responses are built as plain dicts by :mod:`soc.triage.views` and
+:mod:`soc.triage.incidents`; these models describe them, and the tests validate
+real answers against them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["new", "acknowledged", "in_progress", "resolved"]
+Resolution = Literal["true_positive", "false_positive", "benign"]
+Level = Literal["informational", "low", "medium", "high", "critical"]
+Severity = Literal["low", "medium", "high", "critical"]
+IncidentStatus = Literal["open", "investigating", "contained", "resolved", "closed"]
+Classification = Literal["malware", "intrusion", "dos", "data_leak", "phishing", "defacement",
+                         "unauthorized_access", "vulnerability", "other"]
+
+_ALERT_ID = "0b6f1f1e-3c55-4d43-9d59-1c0d6c1f9a10"
+_USER_ID = "5d1c9b7e-8a2f-4e3b-9c61-2f7a4d0e8b35"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Person(BaseModel):
+    id: str
+    username: str
+    display_name: str
+
+
+class Sla(BaseModel):
+    acknowledge_due: datetime
+    acknowledge_breached: bool
+    acknowledged_after_s: float | None
+    resolve_due: datetime
+    resolve_breached: bool
+    resolved_after_s: float | None
+
+
+class AlertOut(BaseModel):
+    """An alert as the queue shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": _ALERT_ID, "rule_id": "b1f0d6a2-5e7c-4d3b-8a9f-2c6e1d4b7a93",
+        "rule_title": "Dò mật khẩu SSH / SSH brute force", "level": "high", "kind": "correlation",
+        "status": "acknowledged", "tactics": ["Credential Access"], "techniques": ["T1110"],
+        "count": 42, "first_seen": "2026-11-23T01:00:00+00:00", "last_seen": "2026-11-23T01:09:00+00:00",
+        "system_id": "ad-servers", "agency_id": "so-khcn", "level_gov": "province", "classification": 3,
+        "summary": "Dò mật khẩu SSH / SSH brute force từ 203.0.113.7 (42 sự kiện) / … from 203.0.113.7 (42 events)",
+        "assignee_id": _USER_ID, "resolution": None, "acknowledged_at": "2026-11-23T01:12:00+00:00",
+        "version": 3,
+        "sla": {"acknowledge_due": "2026-11-23T02:00:00+00:00", "acknowledge_breached": False,
+                "acknowledged_after_s": 720.0, "resolve_due": "2026-11-24T01:00:00+00:00",
+                "resolve_breached": False, "resolved_after_s": None},
+        "assignee": {"id": _USER_ID, "username": "nguyenvana", "display_name": "Nguyễn Văn A"},
+    }]})
+
+    id: str
+    rule_id: str
+    rule_title: str
+    level: str
+    kind: str
+    status: str
+    tactics: list[str]
+    techniques: list[str]
+    dedup_key: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Send it back as If-Match when changing the alert")
+    event_ids: list[str]
+    key_fields: dict[str, Any]
+    system_id: str
+    agency_id: str | None
+    level_gov: str | None
+    classification: int | None
+    retro: bool
+    hunt_id: str | None
+    summary: str
+    assignee_id: str | None
+    resolution: str | None
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    status_changed_at: datetime | None
+    incident_id: str | None
+    sla: Sla
+    assignee: Person | None
+
+
+class FacetBucket(BaseModel):
+    value: str | int
+    count: int
+
+
+class AlertPage(BaseModel):
+    items: list[AlertOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
+    total: int | None = Field(None, description="With total=true only")
+    facets: dict[str, list[FacetBucket]] | None = Field(None, description="With facets=… only")
+
+
+class CommentOut(BaseModel):
+    id: str
+    alert_id: str
+    author_id: str | None
+    author_name: str
+    body: str
+    created_at: datetime
+
+
+class CommentIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"body": "Đã chặn IP 203.0.113.7 trên tường lửa / Blocked 203.0.113.7 at the firewall"}]})
+
+    body: str = Field(min_length=1, max_length=10_000)
+
+
+class CommentList(BaseModel):
+    items: list[CommentOut]
+
+
+class Evidence(BaseModel):
+    total: int = Field(description="Event ids the alert holds")
+    shown: int
+    events: list[dict[str, Any]]
+    error: str | None = Field(description="Why the event store could not be read, if it could not")
+
+
+class IncidentSummary(BaseModel):
+    id: str
+    code: str
+    title: str
+    status: str
+    severity: str
+
+
+class AlertDetail(AlertOut):
+    comments: list[CommentOut]
+    evidence: Evidence
+    incident: IncidentSummary | None
+
+
+class AlertPatch(_In):
+    """Only the fields given change; ``assignee_id: null`` unassigns."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "acknowledged"},
+        {"status": "resolved", "resolution": "false_positive",
+         "comment": "Quét định kỳ của đội vận hành / Scheduled scan by the operations team"},
+        {"assignee_id": _USER_ID},
+        {"assignee_id": None},
+    ]})
+
+    status: Status | None = None
+    resolution: Resolution | None = None
+    assignee_id: str | None = None
+    comment: str | None = Field(None, max_length=10_000)
+
+
+class AlertFilterIn(_In):
+    """The list filters, as a JSON object (same names and meaning as the query parameters)."""
+
+    status: list[str] = []
+    level: list[str] = []
+    min_level: Level | None = None
+    rule_id: list[str] = []
+    tactic: list[str] = []
+    technique: list[str] = []
+    system_id: list[str] = []
+    agency_id: list[str] = []
+    include_children: bool = False
+    level_gov: list[str] = []
+    classification: list[int] = []
+    assignee: list[str] = []
+    incident_id: list[str] = []
+    retro: bool | None = None
+    since: str | None = None
+    until: str | None = None
+    time_field: Literal["last_seen", "first_seen", "created_at", "updated_at"] = "last_seen"
+    q: str | None = None
+    sla_breached: bool | None = None
+    sla: Literal["acknowledge", "resolve"] | None = None
+
+
+class BulkIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"ids": [_ALERT_ID], "action": "acknowledge"},
+        {"filter": {"rule_id": ["3c4f2a51-8c0e-4f8e-9b53-6f2d8a1e7c10"], "status": ["new"]}, "action": "resolve",
+         "resolution": "benign", "comment": "Kiểm thử xâm nhập có kế hoạch / Planned penetration test"},
+        {"ids": [_ALERT_ID], "action": "assign", "assignee_id": _USER_ID, "versions": {_ALERT_ID: 3}},
+    ]})
+
+    ids: list[str] | None = Field(None, max_length=1000)
+    filter: AlertFilterIn | None = None
+    action: Literal["acknowledge", "start", "resolve", "reopen", "assign", "comment"]
+    resolution: Resolution | None = None
+    assignee_id: str | None = None
+    comment: str | None = Field(None, max_length=10_000)
+    versions: dict[str, int] | None = Field(None, description="Expected version per alert id (412 when stale)")
+
+
+class BulkItem(BaseModel):
+    id: str
+    ok: bool
+    status_code: int
+    reason: str | None
+    reason_vi: str | None
+    version: int | None
+
+
+class BulkOut(BaseModel):
+    results: list[BulkItem]
+    succeeded: int
+    failed: int
+    more: bool = Field(description="A filter matched more alerts than one request handles; repeat it")
+
+
+class AlertGroup(BaseModel):
+    rule_id: str | None = None
+    rule_title: str | None = None
+    system_id: str | None = None
+    agency_id: str | None = None
+    total: int
+    open: int
+    events: int
+    max_level: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+class AlertGroups(BaseModel):
+    by: str
+    items: list[AlertGroup]
+    truncated: bool
+
+
+# --- incidents ------------------------------------------------------------------------------
+
+class IncidentIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "title": "Dò mật khẩu SSH vào máy chủ AD của Sở KH&CN / SSH brute force on the AD servers",
+        "description": "Hơn 40 lần đăng nhập thất bại từ 203.0.113.7 / 40+ failed logins from 203.0.113.7",
+        "severity": "high", "classification": "intrusion", "alert_ids": [_ALERT_ID],
+    }]})
+
+    title: str = Field(min_length=1, max_length=500)
+    description: str = ""
+    severity: Severity | None = Field(None, description="Default: from the highest alert level")
+    classification: Classification = "other"
+    alert_ids: list[str] = Field(default_factory=list, max_length=1000)
+    occurred_at: datetime | None = None
+    detected_at: datetime | None = Field(None, description="Default: the earliest first_seen of the alerts")
+    agency_id: str | None = Field(None, description="Default: the alerts' agency when they share one")
+    affected_systems: list[str] | None = Field(None, description="Default: the alerts' systems")
+    impact: str = ""
+
+
+class IncidentPatch(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "contained"},
+        {"reported_at": "2026-11-23T09:30:00+07:00", "reported_to": "Phòng An ninh mạng, Công an tỉnh Phú Thọ"},
+    ]})
+
+    title: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = None
+    severity: Severity | None = None
+    classification: Classification | None = None
+    status: IncidentStatus | None = None
+    occurred_at: datetime | None = None
+    detected_at: datetime | None = None
+    reported_at: datetime | None = None
+    reported_to: str | None = Field(None, max_length=300)
+    impact: str | None = None
+    assignee_id: str | None = None
+    affected_systems: list[str] | None = None
+
+
+class ActionIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"action": "Cô lập máy chủ app-linux01 khỏi mạng / Isolated app-linux01 from the network"}]})
+
+    action: str = Field(min_length=1, max_length=2000)
+    at: datetime | None = Field(None, description="When it was done (default: now)")
+
+
+class LinkIn(_In):
+    alert_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class Label(BaseModel):
+    vi: str
+    en: str
+
+
+class IncidentReport(BaseModel):
+    """What the report to the competent authority needs (compliance-vn.md 5.2)."""
+
+    legal_basis: str
+    report_to: str
+    detected_at: datetime
+    classified_at: datetime
+    category: str
+    category_label: Label
+    severity: str
+    national_severity: str
+    national_severity_label: Label
+    immediate_notice_required: bool
+    initial_notice_due: datetime | None
+    report_due: datetime
+    legacy_report_due: datetime
+    deadline_hours: int
+    reported_at: datetime | None
+    reported_to: str | None
+    hours_to_report: float | None
+    within_deadline: bool | None
+    overdue: bool
+    hours_left: float | None
+    occurred_at: datetime | None
+    affected_systems: list[dict[str, Any]]
+    affected_agencies: list[str]
+    actions_taken: int
+    impact: str
+    status: str
+    resolved_at: datetime | None
+
+
+class IncidentOut(BaseModel):
+    id: str
+    code: str = Field(examples=["SC-2026-0001"])
+    title: str
+    description: str
+    severity: str
+    classification: str
+    classification_label: Label
+    status: str
+    agency_id: str | None
+    affected_systems: list[str]
+    affected_agencies: list[str]
+    occurred_at: datetime | None
+    detected_at: datetime
+    reported_at: datetime | None
+    reported_to: str | None
+    resolved_at: datetime | None
+    actions_taken: list[dict[str, Any]]
+    impact: str
+    assignee_id: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    report: IncidentReport
+
+
+class IncidentDetail(IncidentOut):
+    alerts: list[AlertOut]
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None
