@@ -249,7 +249,7 @@ def queue_queries() -> list[tuple[str, str, dict[str, Any]]]:
         ("agency_open", "province", {"agency_id": busy_agency, "status": ["new"], "limit": 50}),
         ("rule_7d", "province", {"rule_id": rules[0]["id"], "since": since, "limit": 50}),
         ("assigned_to_me", "province", {"assignee": "me", "status": ["acknowledged", "in_progress"], "limit": 50}),
-        ("tactic_credential_access", "province", {"tactic": "Credential Access", "status": ["new"], "limit": 50}),
+        ("tactic_credential_access", "province", {"tactic": "credential-access", "status": ["new"], "limit": 50}),
         ("commune_scope", "commune", {"limit": 50}),
         ("sla_breached_open", "province", {"sla_breached": "true", "status": ["new"], "limit": 50}),
         ("free_text", "province", {"q": "203.0.113", "limit": 50}),

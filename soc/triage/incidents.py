@@ -111,8 +111,8 @@ register({
         "The action taken (action) is required",
     ),
     "incident.required": (
-        "Trường '{field}' không được để trống (null)",
-        "Field '{field}' cannot be null",
+        "Trường '{field}' không được để trống",
+        "Field '{field}' cannot be empty",
     ),
     "incident.code_busy": (
         "Không cấp được mã sự cố do nhiều yêu cầu đồng thời; thử lại",
@@ -357,6 +357,8 @@ def _resolve_agency(principal: Principal, wanted: str | None, alerts: Sequence[A
 
 
 def create_incident(db: Database, principal: Principal, new: NewIncident, cfg: SocConfig) -> dict[str, Any]:
+    if not new.title.strip():
+        raise TriageError(422, "incident.required", field="title")
     _check("severity", new.severity, SEVERITIES)
     _check("classification", new.classification, tuple(CLASSIFICATIONS))
     actor = Actor.of(principal)
@@ -410,7 +412,7 @@ def update_incident(db: Database, principal: Principal, incident_id: str, versio
     _check("classification", changes.get("classification"), tuple(CLASSIFICATIONS))
     _check("status", changes.get("status"), STATUSES)
     for name in REQUIRED:
-        if name in changes and changes[name] is None:
+        if name in changes and (changes[name] is None or (name == "title" and not changes[name].strip())):
             raise TriageError(422, "incident.required", field=name)
     now = utcnow()
     with db.write() as session:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Status = Literal["new", "acknowledged", "in_progress", "resolved"]
 Resolution = Literal["true_positive", "false_positive", "benign"]
@@ -254,8 +254,8 @@ class IncidentIn(_In):
     severity: Severity | None = Field(None, description="Default: from the highest alert level")
     classification: Classification = "other"
     alert_ids: list[str] = Field(default_factory=list, max_length=1000)
-    occurred_at: datetime | None = None
-    detected_at: datetime | None = Field(None, description="Default: the earliest first_seen of the alerts")
+    occurred_at: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = Field(None, description="Default: the earliest first_seen of the alerts")
     agency_id: str | None = Field(None, description="Default: the alerts' agency when they share one")
     affected_systems: list[str] | None = Field(None, description="Default: the alerts' systems")
     impact: str = ""
@@ -272,9 +272,9 @@ class IncidentPatch(_In):
     severity: Severity | None = None
     classification: Classification | None = None
     status: IncidentStatus | None = None
-    occurred_at: datetime | None = None
-    detected_at: datetime | None = None
-    reported_at: datetime | None = None
+    occurred_at: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = None
+    reported_at: AwareDatetime | None = None
     reported_to: str | None = Field(None, max_length=300)
     impact: str | None = None
     assignee_id: str | None = None
@@ -286,7 +286,7 @@ class ActionIn(_In):
         {"action": "Cô lập máy chủ app-linux01 khỏi mạng / Isolated app-linux01 from the network"}]})
 
     action: str = Field(min_length=1, max_length=2000)
-    at: datetime | None = Field(None, description="When it was done (default: now)")
+    at: AwareDatetime | None = Field(None, description="When it was done (default: now)")
 
 
 class LinkIn(_In):

@@ -128,3 +128,14 @@ def test_setting_the_current_status_again_changes_nothing(client: TestClient, an
     response = patch_alert(client, analyst, alert.id, {"status": "acknowledged"}, alert.version)
     assert response.status_code == 200
     assert response.json()["version"] == alert.version
+
+
+def test_the_refusal_speaks_vietnamese_when_asked(client: TestClient, analyst: Caller,  # noqa: F811
+                                                  make_alert: Callable[..., Alert]) -> None:  # noqa: F811
+    alert = make_alert(status="in_progress")
+    response = client.patch(f"/api/v1/alerts/{alert.id}", json={"status": "acknowledged"},
+                            headers={**analyst.headers, "If-Match": f'"{alert.version}"', "Accept-Language": "vi"})
+    body = response.json()
+    assert (body["status"], body["title"]) == (409, "Xung đột")
+    assert body["detail"].startswith("Không thể chuyển cảnh báo từ 'in_progress' sang 'acknowledged'")
+    assert body["detail_en"].startswith("An alert cannot move")

@@ -352,3 +352,10 @@ def test_creating_for_an_agency_out_of_scope_is_refused(db: Database, commune_an
     with pytest.raises(TriageError) as raised:
         create_incident(db, principal, NewIncident(title="x", alert_ids=[], agency_id="so-khcn"), soc_config)
     assert raised.value.status == 422
+
+
+def test_a_time_without_a_zone_is_422(client: TestClient, analyst: Caller,  # noqa: F811
+                                      incidents: dict[str, dict[str, Any]]) -> None:
+    response = _patch(client, analyst, incidents["province"], {"reported_at": "2026-11-23T09:30:00"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "reported_at"

@@ -136,7 +136,7 @@ def list_alerts(
     return _json(body)
 
 
-@router.get("/alerts/groups", summary="Cảnh báo theo luật / hệ thống — Alerts grouped by rule / system",
+@router.get("/alerts/groups", summary="Nhóm cảnh báo theo luật, hệ thống / Alerts grouped by rule, system",
             response_model=AlertGroups)
 def alert_groups(
     principal: Reader, state: StateDep, flt: FilterDep,

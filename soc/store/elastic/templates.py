@@ -172,8 +172,10 @@ def dead_letter_mappings() -> Body:
 
 
 _ALERT_KEYWORDS = ("id", "rule_id", "rule_title", "level", "kind", "status", "tactics", "techniques",
-                   "dedup_key", "event_ids", "system_id", "agency_id", "level_gov", "hunt_id")
-_ALERT_DATES = ("@timestamp", "first_seen", "last_seen", "created_at", "updated_at")
+                   "dedup_key", "event_ids", "system_id", "agency_id", "level_gov", "hunt_id", "assignee_id",
+                   "resolution", "incident_id")
+_ALERT_DATES = ("@timestamp", "first_seen", "last_seen", "created_at", "updated_at", "acknowledged_at",
+                "resolved_at", "status_changed_at")
 _ALERT_LONGS = ("count", "version", "classification")
 
 
