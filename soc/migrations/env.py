@@ -8,6 +8,7 @@ the URL comes from ``sqlalchemy.url`` or ``SOC_DATABASE_URL``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection
@@ -26,6 +27,14 @@ def _url() -> str:
     return url
 
 
+DIALECT_ONLY_INDEXES = frozenset({"ix_alerts_search_text_trgm"})
+"""Indexes a migration creates on one backend only (not on the models)."""
+
+
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    return not (type_ == "index" and reflected and name in DIALECT_ONLY_INDEXES)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -33,6 +42,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things: later migrations rebuild tables in batch mode.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
