@@ -26,7 +26,7 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
-	@set -e; for b in bench/ingest.py bench/detect.py bench/es_ingest.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in bench/ingest.py bench/detect.py bench/es_ingest.py bench/api.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
