@@ -9,6 +9,7 @@ table is :mod:`soc.identity.roles`). Ingest senders present their system's inges
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Cookie, Depends, Header, Request
@@ -18,6 +19,7 @@ from soc.api.state import AppState
 from soc.identity.principal import Principal
 from soc.identity.roles import Permission
 from soc.identity.tokens import authenticate
+from soc.timeparse import parse_time
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 SESSION_COOKIE = "soc_session"
@@ -29,6 +31,17 @@ def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def query_time(value: str | None, state: AppState) -> datetime | None:
+    """A ``since``/``until`` parameter (``24h``, ``7d`` or ISO 8601; local times in the
+    configured zone), or ``None`` when absent; 400 naming the value otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value, tz=state.cfg.tz)
+    except ValueError:
+        raise ApiError(400, "search.bad_time", value=value) from None
 
 
 def client_ip(request: Request) -> str | None:

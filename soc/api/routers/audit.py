@@ -8,7 +8,6 @@ matching entry oldest first with the fields needed to re-verify the chain offlin
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -16,15 +15,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from soc.api.deps import AuditReader, StateDep
-from soc.api.errors import PROBLEM, ApiError
+from soc.api.deps import AuditReader, StateDep, query_time
+from soc.api.errors import PROBLEM
 from soc.audit.export import MEDIA_TYPES, entry_dict, export_lines
 from soc.audit.filters import AuditFilter
 from soc.audit.models import AuditEntry
 from soc.audit.verify import verify_chain
 from soc.db import utcnow
 from soc.identity.principal import Principal
-from soc.timeparse import parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -92,15 +90,6 @@ class VerifyOut(BaseModel):
     message_vi: str
 
 
-def _time(value: str | None, state: StateDep) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time(value, tz=state.cfg.tz)
-    except ValueError:
-        raise ApiError(400, "search.bad_time", value=value) from None
-
-
 class _Filters:
     """The filter query parameters list and export share."""
 
@@ -123,8 +112,8 @@ class _Filters:
         self.target_type, self.target_id, self.agency_id = target_type, target_id, agency_id
 
     def of(self, principal: Principal, state: StateDep) -> AuditFilter:
-        return AuditFilter(since=_time(self.since, state), until=_time(self.until, state), actor=self.actor or None,
-                           action=self.action or None, target_type=self.target_type or None,
+        return AuditFilter(since=query_time(self.since, state), until=query_time(self.until, state),
+                           actor=self.actor or None, action=self.action or None, target_type=self.target_type or None,
                            target_id=self.target_id or None, agency_id=self.agency_id or None,
                            scope=principal.scope)
 

@@ -3,26 +3,15 @@ within the caller's agency scope."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from soc.api.deps import Reader, StateDep
+from soc.api.deps import Reader, StateDep, query_time
 from soc.api.errors import ApiError
 from soc.store.base import QueryError, TimeRange
-from soc.timeparse import parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
-
-
-def _time(value: str | None, state: StateDep) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time(value, tz=state.cfg.tz)
-    except ValueError:
-        raise ApiError(400, "search.bad_time", value=value) from None
 
 
 @router.get("/events", summary="Tìm kiếm sự kiện / Search events (within your agencies)")
@@ -36,7 +25,7 @@ def search_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     count: Annotated[bool, Query(description="Also return the total number of matches")] = False,
 ) -> dict[str, Any]:
-    rng = TimeRange(_time(since, state), _time(until, state))
+    rng = TimeRange(query_time(since, state), query_time(until, state))
     # Only events of the caller's agencies; a reader of every agency also sees
     # events no system claims (``unassigned``, without gov.agency.id).
     agencies = None if principal.scope.all else principal.scope.agencies
