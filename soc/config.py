@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from soc.i18n import t
+from soc.timeparse import parse_interval
 
 DEFAULT_CONFIG_NAME = Path("config") / "soc.yaml"
 
@@ -287,10 +288,17 @@ class HealthConfig(_Model):
     silent_check_seconds: float = Field(60.0, gt=0)
     """How often the silent-source job runs."""
     default_interval: str | None = None
-    """Expected interval for log sources that declare none (``None``: not watched until
-    one is set or learned)."""
+    """Expected interval for log sources that declare none (``15m``, ``1h``; ``None``: not
+    watched until one is set or learned)."""
     learn_min_samples: int = Field(20, ge=3)
     """Arrival gaps needed before a learned interval is used."""
+
+    @field_validator("default_interval")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_interval(value)
+        return value
 
 
 class TlsConfig(_Model):

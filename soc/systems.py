@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collectors.event import UNASSIGNED_SYSTEM
 from soc.config import ConfigError
+from soc.timeparse import parse_interval
 
 Level = Literal["province", "district", "commune"]
 LEVELS: tuple[str, ...] = ("province", "district", "commune")
@@ -52,35 +53,7 @@ INTERVAL_MODES = ("manual", "learned")
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 ID_MAX = 100
 
-_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$")
-
-
-def parse_interval(value: str | int) -> int:
-    """Seconds of an interval written ``30s``, ``5m``, ``2h``, ``1d`` or as seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid interval {value!r}")
-    if isinstance(value, int):
-        seconds = value
-    else:
-        match = _INTERVAL.match(str(value))
-        if not match:
-            raise ValueError(f"invalid interval {value!r}: write 30s, 5m, 2h, 1d or a number of seconds")
-        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-    if seconds <= 0:
-        raise ValueError(f"invalid interval {value!r}: it must be longer than zero")
-    return seconds
-
-
-def format_interval(seconds: int | None) -> str | None:
-    """``300`` → ``5m``: the largest unit that divides the interval exactly."""
-    if seconds is None:
-        return None
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def valid_host(value: str) -> bool:

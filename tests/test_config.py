@@ -112,3 +112,15 @@ def test_the_first_transform_must_be_parse(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, "transforms: [{type: enrich}]\n"))
     assert err.value.key == "transforms"
+
+
+def test_a_default_silence_interval_that_is_not_a_duration_is_refused_at_load(tmp_path: Path) -> None:
+    path = _write(tmp_path, "health: {default_interval: soon}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.key == "health.default_interval"
+    assert "30s, 5m, 2h, 1d" in str(err.value)
+
+
+def test_a_default_silence_interval_accepts_units_up_to_weeks(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, "health: {default_interval: 1w}\n")).health.default_interval == "1w"

@@ -22,11 +22,11 @@ from soc.systems import (
     SystemRegistry,
     hash_secret,
     keyring_path,
-    parse_interval,
     read_seed,
     write_private_json,
 )
 from soc.systems import load_registry as load_yaml_registry
+from soc.timeparse import parse_interval
 from tests.conftest import REPO
 
 SYSTEMS = REPO / "config" / "systems"

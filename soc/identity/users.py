@@ -60,10 +60,6 @@ register({
                              "Unknown agency: {agencies}; agencies you can use: {known}"),
     "users.merged_agency": ("Cơ quan '{agency}' đã sáp nhập vào '{into}'; hãy gắn với '{into}'",
                             "Agency '{agency}' was merged into '{into}'; bind '{into}' instead"),
-    "users.agency_out_of_scope": (
-        "Bạn chỉ gắn được người dùng với cơ quan trong phạm vi của mình ({allowed}); ngoài phạm vi: {agencies}",
-        "You can bind users only to agencies in your scope ({allowed}); outside it: {agencies}",
-    ),
     "users.star_needs_all_scope": (
         "Chỉ quản trị viên toàn tỉnh mới gắn được '*' (mọi cơ quan)",
         "Only a province-wide administrator can bind '*' (every agency)",
@@ -200,19 +196,17 @@ def _agencies(session: Session, scope: Scope, agencies: Iterable[str]) -> list[s
         if not scope.all:
             raise IdentityError(403, "users.star_needs_all_scope")
         return [ALL_AGENCIES]
-    known = {row.id: row for row in session.scalars(select(AgencyRow))}
+    # An agency outside the caller's scope is answered as unknown: a scoped admin must
+    # not learn which agency ids exist elsewhere in the province by probing bindings.
+    known = {row.id: row for row in session.scalars(select(AgencyRow)) if scope.allows(row.id)}
     unknown = [a for a in cleaned if a not in known]
     if unknown:
-        usable = sorted(a for a, row in known.items() if scope.allows(a) and row.merged_into is None)
+        usable = sorted(a for a, row in known.items() if row.merged_into is None)
         raise IdentityError(422, "users.unknown_agency", agencies=", ".join(unknown),
                             known=", ".join(usable) or "—")
     merged = next((a for a in cleaned if known[a].merged_into), None)
     if merged is not None:
         raise IdentityError(422, "users.merged_agency", agency=merged, into=known[merged].merged_into)
-    out = [a for a in cleaned if not scope.allows(a)]
-    if out:
-        allowed = "*" if scope.all else ", ".join(sorted(scope.agencies)) or "—"
-        raise IdentityError(403, "users.agency_out_of_scope", agencies=", ".join(out), allowed=allowed)
     return cleaned
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,6 +58,7 @@ from soc.inventory.activity import (
     ActivityTracker,
 )
 from soc.inventory.models import AgencyRow, LogSourceRow, SystemRow
+from soc.timeparse import parse_interval
 from soc.triage.models import AlertComment
 from soc.triage.workflow import OPEN_STATUSES, RESOLVED, apply_change
 
@@ -82,18 +82,6 @@ register({
                          "The log source is no longer watched (system decommissioned or no expected interval); "
                          "the alert was resolved automatically"),
 })
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def parse_interval(text: str) -> int:
-    """Seconds in ``90s``, ``5m``, ``1h``, ``1d``, ``2w``. Raises ValueError."""
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration such as 90s, 5m, 1h or 1d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-
 
 def default_interval_s(cfg: SocConfig) -> int | None:
     """``health.default_interval`` in seconds (``None`` when unset)."""

@@ -35,10 +35,9 @@ from soc.systems import (
     LEVELS,
     SYSTEM_TYPES,
     TRANSPORTS,
-    format_interval,
-    parse_interval,
     valid_host,
 )
+from soc.timeparse import format_interval, parse_interval
 
 _ID = re.compile(ID_PATTERN)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -14,13 +14,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from soc.api.deps import StateDep, UsersAdmin, UsersReader, client_ip
 from soc.api.errors import PROBLEM, ApiError
 from soc.audit.trail import Actor
-from soc.i18n import both, register
+from soc.i18n import register
 from soc.identity.errors import IdentityError, StaleUser
 from soc.identity.models import TokenRow, UserRow
 from soc.identity.tokens import live_tokens, token_dict
@@ -233,11 +232,8 @@ def _if_match(value: str | None) -> int | None:
     return int(text)
 
 
-def _stale(exc: StaleUser) -> JSONResponse:
-    detail = both(exc.key, **exc.params)
-    body = {"type": "about:blank", "title": "Precondition failed", "status": 412, "detail": detail["en"],
-            "detail_vi": detail["vi"], "current": exc.current}
-    return JSONResponse(body, status_code=412, media_type=PROBLEM, headers={"ETag": etag(exc.current)})
+def _stale(exc: StaleUser) -> ApiError:
+    return ApiError(412, exc.key, headers={"ETag": etag(exc.current)}, body={"current": exc.current}, **exc.params)
 
 
 @router.get("/users", summary="Danh sách người dùng / List users", response_model=UserList)
@@ -295,7 +291,7 @@ def patch_user_route(user_id: str, body: UserPatch, principal: UsersAdmin, state
                 user = update_user(session, Actor.of(principal), principal.scope, user_id, changes,
                                    expected_version=expected)
         except StaleUser as exc:
-            return _stale(exc)
+            raise _stale(exc) from None
     response.headers["ETag"] = etag(user)
     return UserOut.of(user)
 
