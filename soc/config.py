@@ -312,6 +312,9 @@ class _SourceBase(_Model):
     format: str = "auto"
     system: str | None = None
     """Attribute every event of this source to this system id."""
+    log_source: str | None = None
+    """The log source of that system these events count for in source health (by
+    default matched by format, then by transport)."""
 
 
 class SyslogUdpSource(_SourceBase):

@@ -133,7 +133,9 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
     for source in sources:
         await source.start()
     http_name, http_format = _http_source(cfg)
-    tracker = ActivityTracker(learn_min_samples=cfg.health.learn_min_samples)
+    tracker = ActivityTracker(learn_min_samples=cfg.health.learn_min_samples,
+                              log_sources={name: spec.log_source for name, spec in cfg.sources.items()
+                                           if spec.log_source})
     topo.pipeline.activity = tracker
     state = AppState(cfg=cfg, store=topo.store, registry=topo.registry, metrics=topo.metrics,
                      submit=runner.submit, db=db, ingest_source=http_name, ingest_format=http_format,

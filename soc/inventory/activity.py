@@ -230,8 +230,11 @@ class FlushResult:
 class ActivityTracker:
     """Thread-safe: the pipeline thread observes, a scheduler thread flushes."""
 
-    def __init__(self, *, learn_min_samples: int = 20) -> None:
+    def __init__(self, *, learn_min_samples: int = 20, log_sources: dict[str, str] | None = None) -> None:
         self.learn_min_samples = learn_min_samples
+        self.log_sources: dict[str, str] = dict(log_sources or {})
+        """Pipeline source name → the log source its events count for (a configured
+        ``sources.<name>.log_source``), when the origin names none itself."""
         self.watch_start: datetime | None = None
         """When the silent-source job started watching (set by its scheduler): silence
         is not counted from before, when the service heard nothing."""
@@ -301,7 +304,8 @@ class ActivityTracker:
         with self._lock:
             for system_id, formats_counts in per_system.items():
                 for formats, (n, failed) in formats_counts.items():
-                    key = _Key(system_id, origin.log_source, formats, origin.kind)
+                    key = _Key(system_id, origin.log_source or self.log_sources.get(origin.source), formats,
+                               origin.kind)
                     tally = self._pending.get(key)
                     if tally is None:
                         tally = self._pending[key] = _Tally()

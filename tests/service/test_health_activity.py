@@ -116,6 +116,18 @@ def test_a_declared_format_decides_the_source(
     assert source_row(db, "srv", "tomcat-access").events_total == 4
 
 
+def test_a_configured_source_names_the_log_source_its_events_count_for(
+        topology: Topology, db: Database, app_state: AppState, agencies: list[str], tracker: ActivityTracker) -> None:
+    # Two nginx streams of one system: format alone cannot tell them apart.
+    add_system(db, app_state.registry, "srv", sources=[Src("web-access", "nginx", "file"),
+                                                       Src("api-gateway", "nginx", "file")])
+    tracker.log_sources["test-file"] = "api-gateway"
+    feed(topology, lines(NGINX, 6), at=T0, system_id="srv")
+    tracker.flush(db)
+    assert source_row(db, "srv", "api-gateway").events_total == 6
+    assert source_row(db, "srv", "web-access").events_total == 0
+
+
 def test_syslog_from_an_agentless_device_counts_on_its_syslog_source(
         topology: Topology, db: Database, app_state: AppState, agencies: list[str], tracker: ActivityTracker) -> None:
     add_system(db, app_state.registry, "core-switch", system_type="network", cidrs=["10.20.0.0/24"],
