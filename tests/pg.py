@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 BINDIR_ENV = "SOC_TEST_PG_BINDIR"
@@ -97,8 +98,18 @@ class PostgresServer:
 
     def create_database(self, template: str | None = None) -> str:
         """A new empty database (or a copy of ``template``); returns its name."""
+        import psycopg
+
         name = f"t{os.getpid()}_{next(self._names)}"
-        self.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        for attempt in range(20):
+            try:
+                self.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+                return name
+            except psycopg.errors.ObjectInUse:
+                # Autovacuum may be connected to the template for a moment.
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
         return name
 
     def drop_database(self, name: str) -> None:
