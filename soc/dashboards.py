@@ -65,10 +65,16 @@ ALERT_FIELD_TYPES: dict[str, FieldType] = {
     "retro": "boolean",
     "hunt_id": "keyword",
     "summary": "text",
+    "assignee_id": "keyword",
+    "resolution": "keyword",
+    "acknowledged_at": "date",
+    "resolved_at": "date",
+    "status_changed_at": "date",
+    "incident_id": "keyword",
 }
 """The mapping the dashboards expect of the alerts mirror (one document per
-:meth:`soc.alerts.models.Alert.as_dict`): what they aggregate on must be keyword,
-long or date."""
+:meth:`soc.alerts.models.Alert.as_dict`, which leaves out the derived search
+columns): what they aggregate on must be keyword, long or date."""
 
 _PATTERN = re.compile(r"^[^\s\"'\\]+$")
 _ID_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
