@@ -119,6 +119,8 @@ class _Server(uvicorn.Server):
 def serve(cfg: SocConfig, console: Console) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at start; the migrations it runs stay logged.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # One line per HTTP request to the cluster is noise; failures are reported by the store.
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     asyncio.run(_serve(cfg, console))
