@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from soc import __version__
 from soc.api import errors
 from soc.api.deps import ServiceReader
+from soc.api.openapi import keep_example_nulls
 from soc.api.routers import (
     agencies,
     alerts,
@@ -43,6 +44,7 @@ def create_app(state: AppState) -> FastAPI:
     for module in (health, auth, users, agencies, systems, source_health, alerts, incidents, audit, notifications,
                    ingest, events):
         app.include_router(module.router)
+    keep_example_nulls(app)
 
     @app.get("/openapi.json", tags=["health"], include_in_schema=False)
     def openapi(_: ServiceReader) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from soc.triage import examples
+
 Status = Literal["new", "acknowledged", "in_progress", "resolved"]
 Resolution = Literal["true_positive", "false_positive", "benign"]
 Level = Literal["informational", "low", "medium", "high", "critical"]
@@ -18,8 +20,8 @@ IncidentStatus = Literal["open", "investigating", "contained", "resolved", "clos
 Classification = Literal["malware", "intrusion", "dos", "data_leak", "phishing", "defacement",
                          "unauthorized_access", "vulnerability", "other"]
 
-_ALERT_ID = "0b6f1f1e-3c55-4d43-9d59-1c0d6c1f9a10"
-_USER_ID = "5d1c9b7e-8a2f-4e3b-9c61-2f7a4d0e8b35"
+_ALERT_ID = examples.ALERT_ID
+_USER_ID = examples.USER_ID
 
 
 class _In(BaseModel):
@@ -44,20 +46,7 @@ class Sla(BaseModel):
 class AlertOut(BaseModel):
     """An alert as the queue shows it."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": _ALERT_ID, "rule_id": "b1f0d6a2-5e7c-4d3b-8a9f-2c6e1d4b7a93",
-        "rule_title": "Dò mật khẩu SSH / SSH brute force", "level": "high", "kind": "correlation",
-        "status": "acknowledged", "tactics": ["Credential Access"], "techniques": ["T1110"],
-        "count": 42, "first_seen": "2026-11-23T01:00:00+00:00", "last_seen": "2026-11-23T01:09:00+00:00",
-        "system_id": "ad-servers", "agency_id": "so-khcn", "level_gov": "province", "classification": 3,
-        "summary": "Dò mật khẩu SSH / SSH brute force từ 203.0.113.7 (42 sự kiện) / … from 203.0.113.7 (42 events)",
-        "assignee_id": _USER_ID, "resolution": None, "acknowledged_at": "2026-11-23T01:12:00+00:00",
-        "version": 3,
-        "sla": {"acknowledge_due": "2026-11-23T02:00:00+00:00", "acknowledge_breached": False,
-                "acknowledged_after_s": 720.0, "resolve_due": "2026-11-24T01:00:00+00:00",
-                "resolve_breached": False, "resolved_after_s": None},
-        "assignee": {"id": _USER_ID, "username": "nguyenvana", "display_name": "Nguyễn Văn A"},
-    }]})
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ALERT]})
 
     id: str
     rule_id: str
@@ -99,6 +88,8 @@ class FacetBucket(BaseModel):
 
 
 class AlertPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ALERT_PAGE]})
+
     items: list[AlertOut]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
     total: int | None = Field(None, description="With total=true only")
@@ -106,6 +97,8 @@ class AlertPage(BaseModel):
 
 
 class CommentOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.COMMENT]})
+
     id: str
     alert_id: str
     author_id: str | None
@@ -122,6 +115,8 @@ class CommentIn(_In):
 
 
 class CommentList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [examples.COMMENT]}]})
+
     items: list[CommentOut]
 
 
@@ -141,6 +136,8 @@ class IncidentSummary(BaseModel):
 
 
 class AlertDetail(AlertOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ALERT_DETAIL]})
+
     comments: list[CommentOut]
     evidence: Evidence
     incident: IncidentSummary | None
@@ -191,7 +188,7 @@ class AlertFilterIn(_In):
 class BulkIn(_In):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"ids": [_ALERT_ID], "action": "acknowledge"},
-        {"filter": {"rule_id": ["3c4f2a51-8c0e-4f8e-9b53-6f2d8a1e7c10"], "status": ["new"]}, "action": "resolve",
+        {"filter": {"rule_id": [examples.BRUTEFORCE_RULE_ID], "status": ["new"]}, "action": "resolve",
          "resolution": "benign", "comment": "Kiểm thử xâm nhập có kế hoạch / Planned penetration test"},
         {"ids": [_ALERT_ID], "action": "assign", "assignee_id": _USER_ID, "versions": {_ALERT_ID: 3}},
     ]})
@@ -215,6 +212,8 @@ class BulkItem(BaseModel):
 
 
 class BulkOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.BULK_OUT]})
+
     results: list[BulkItem]
     succeeded: int
     failed: int
@@ -235,6 +234,8 @@ class AlertGroup(BaseModel):
 
 
 class AlertGroups(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ALERT_GROUPS]})
+
     by: str
     items: list[AlertGroup]
     truncated: bool
@@ -244,8 +245,7 @@ class AlertGroups(BaseModel):
 
 class IncidentIn(_In):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "title": "Dò mật khẩu SSH vào máy chủ AD của Sở KH&CN / SSH brute force on the AD servers",
-        "description": "Hơn 40 lần đăng nhập thất bại từ 203.0.113.7 / 40+ failed logins from 203.0.113.7",
+        "title": examples.INCIDENT["title"], "description": examples.INCIDENT["description"],
         "severity": "high", "classification": "intrusion", "alert_ids": [_ALERT_ID],
     }]})
 
@@ -290,6 +290,9 @@ class ActionIn(_In):
 
 
 class LinkIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"alert_ids": [examples.TAKEOVER_ALERT_ID]}]})
+
     alert_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
@@ -331,6 +334,8 @@ class IncidentReport(BaseModel):
 
 
 class IncidentOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.INCIDENT]})
+
     id: str
     code: str = Field(examples=["SC-2026-0001"])
     title: str
@@ -358,9 +363,13 @@ class IncidentOut(BaseModel):
 
 
 class IncidentDetail(IncidentOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.INCIDENT_DETAIL]})
+
     alerts: list[AlertOut]
 
 
 class IncidentPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.INCIDENT_PAGE]})
+
     items: list[IncidentOut]
     next_cursor: str | None

@@ -10,11 +10,13 @@ from fastapi import APIRouter, Query
 from soc.api.deps import Reader, StateDep, query_time
 from soc.api.errors import ApiError
 from soc.store.base import QueryError, TimeRange
+from soc.triage.examples import EVENT
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
-@router.get("/events", summary="Tìm kiếm sự kiện / Search events (within your agencies)")
+@router.get("/events", summary="Tìm kiếm sự kiện / Search events (within your agencies)", responses={200: {
+    "content": {"application/json": {"example": {"returned": 1, "events": [EVENT], "total": 25}}}}})
 def search_events(
     state: StateDep,
     principal: Reader,

@@ -14,7 +14,8 @@ from soc.api.deps import Reader, ServiceReader, StateDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Service health / Tình trạng dịch vụ")
+@router.get("/healthz", summary="Service health / Tình trạng dịch vụ", responses={200: {"content": {
+    "application/json": {"example": {"status": "ok", "version": "0.1.0", "store": "elasticsearch", "systems": 9}}}}})
 def healthz(state: StateDep, _: Reader) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, "store": state.store.name,
             "systems": len(state.registry.systems)}

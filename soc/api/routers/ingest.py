@@ -45,7 +45,11 @@ _NDJSON_EXAMPLE = (
 @router.post(
     "/ingest",
     summary="Ingest events / Nạp sự kiện",
-    responses={401: {"description": "Invalid ingest key"}, 413: {"description": "Body too large"}},
+    responses={
+        # The answer to the NDJSON example below.
+        200: {"content": {"application/json": {"example": {"received": 2, "parsed": 2, "failed": 0, "stored": 2,
+                                                             "spooled": 0}}}},
+        401: {"description": "Invalid ingest key"}, 413: {"description": "Body too large"}},
     openapi_extra={"requestBody": {"content": {
         "application/x-ndjson": {"example": _NDJSON_EXAMPLE},
         "application/json": {"example": [{"message": "login failed"}]},

@@ -29,6 +29,7 @@ from soc.notify.channels import build_channels
 from soc.notify.message import Notice
 from soc.notify.models import NotificationDelivery
 from soc.timeparse import parse_time
+from soc.triage.examples import ALERT_ID
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
@@ -42,6 +43,51 @@ register({
         "Invalid time '{value}': use 24h, 7d, 30m or ISO 8601 (2026-11-23T10:00:00Z)",
     ),
 })
+
+
+# Examples: a high alert of the public-services portal routed to a webhook (sent) and to
+# e-mail (relay unreachable, retried later), as the service answers.
+_DELIVERED = {"rule_title": "Burst Of Failed Citizen Logins From One Address On The Public-Services Portal",
+              "level": "high", "agency_id": "ttphvcc", "system_id": "dvc-portal"}
+_DELIVERIES_EXAMPLE = {"items": [
+    {"id": "a18e6935-0285-45cd-854b-4bf1d378b811", "alert_id": ALERT_ID, "route": "nghiem-trong",
+     "channel": "soc-webhook", "kind": "webhook", "target": "https://chatops.phutho.gov.vn/hooks/soc",
+     "status": "sent", "attempts": 1, "last_error": None, "next_attempt_at": None,
+     "created_at": "2026-11-24T02:14:12.647243+00:00", "sent_at": "2026-11-24T02:14:13.154762+00:00",
+     "response": {"status_code": 200, "body": '{"ok": true}'}, "alert": _DELIVERED},
+    {"id": "320f180a-40f9-4255-ac12-f21b68f479df", "alert_id": ALERT_ID, "route": "nghiem-trong",
+     "channel": "email-soc", "kind": "email", "target": "antt@phutho.gov.vn", "status": "pending", "attempts": 1,
+     "last_error": "ConnectionRefusedError: [Errno 111] Connection refused",
+     "next_attempt_at": "2026-11-24T02:14:43.154762+00:00", "created_at": "2026-11-24T02:14:12.647243+00:00",
+     "sent_at": None, "response": None, "alert": _DELIVERED},
+], "next_cursor": None}
+_CHANNELS_EXAMPLE = {
+    "channels": [
+        {"name": "soc-webhook", "kind": "webhook", "target": "https://chatops.phutho.gov.vn/hooks/soc",
+         "headers": ["Authorization"], "signed": True, "timeout": 10.0},
+        {"name": "truc-ca-telegram", "kind": "telegram",
+         "target": "https://api.telegram.org/bot{token}/sendMessage chat -1001234567890", "headers": [],
+         "signed": False, "timeout": 10.0, "chat_id": "-1001234567890"},
+        {"name": "email-soc", "kind": "email", "target": "antt@phutho.gov.vn", "host": "mail.phutho.gov.vn",
+         "port": 587, "starttls": True, "ssl": False, "login": True, "sender": "soc@phutho.gov.vn",
+         "to": ["antt@phutho.gov.vn"]},
+    ],
+    "routes": [
+        {"name": "nghiem-trong", "min_level": "high", "agencies": [], "channels": ["soc-webhook", "email-soc"],
+         "retro": False},
+        {"name": "xa-thanh-son", "min_level": "medium", "agencies": ["ubnd-xa-thanh-son"],
+         "channels": ["truc-ca-telegram"], "retro": False},
+    ],
+    "max_attempts": 6, "retry_backoff_seconds": 30.0, "interval_seconds": 10.0,
+    "base_url": "https://soc.phutho.gov.vn",
+}
+_TEST_SEND_EXAMPLE = {"channel": "soc-webhook", "kind": "webhook", "target": "https://chatops.phutho.gov.vn/hooks/soc",
+                      "ok": True, "retryable": False, "error": None,
+                      "response": {"status_code": 200, "body": '{"ok": true}'}, "retry_after": None}
+
+
+def _json_example(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": example}}}}
 
 
 def _delivery(row: NotificationDelivery, alert: Any) -> dict[str, Any]:
@@ -71,7 +117,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, delivery_id
 
 
-@router.get("/notifications/deliveries")
+@router.get("/notifications/deliveries", summary="Lịch sử gửi thông báo / Notification deliveries",
+            responses=_json_example(_DELIVERIES_EXAMPLE))
 def list_deliveries(
     principal: ServiceReader, state: StateDep,
     status: Literal["pending", "sent", "failed"] | None = None,
@@ -110,7 +157,8 @@ def list_deliveries(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/notifications/channels")
+@router.get("/notifications/channels", summary="Kênh và tuyến thông báo / Notification channels and routes",
+            responses=_json_example(_CHANNELS_EXAMPLE))
 def list_channels(principal: ServiceReader, state: StateDep) -> dict[str, Any]:
     """Configured channels and routes, as the configuration file says (no secrets)."""
     settings = state.cfg.notifications
@@ -126,12 +174,13 @@ def list_channels(principal: ServiceReader, state: StateDep) -> dict[str, Any]:
 
 
 class TestSendBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"channel": "soc-webhook"}})
 
     channel: str = Field(min_length=1, max_length=100)
 
 
-@router.post("/notifications/test")
+@router.post("/notifications/test", summary="Gửi thông báo thử / Send a test notification",
+             responses=_json_example(_TEST_SEND_EXAMPLE))
 async def send_test(body: TestSendBody, principal: ServiceAdmin, state: StateDep) -> dict[str, Any]:
     """Send a test message through one channel now and say what the receiver answered."""
     channels = build_channels(state.cfg)

@@ -161,8 +161,30 @@ class SystemCreate(SystemSpec):
     key_name: str = "default"
 
 
+_NEW_KEY = {
+    "id": "faea8075-e71e-4da6-b0c6-ace41a921fad", "system_id": "web-xa-thanh-son", "name": "default",
+    "prefix": "soc_ingest_FQqvJ", "state": "active", "created_at": "2026-11-24T08:15:02.731406+00:00",
+    "created_by": "admin", "expires_at": None, "revoked_at": None, "last_used_at": None}
+
+
 class Onboarded(BaseModel):
     """The new system and, if asked for, its ingest key (shown once)."""
+
+    # The answer to SystemCreate's example.
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "system": {
+            "id": "web-xa-thanh-son", "name": "Trang thông tin điện tử xã Thanh Sơn", "type": "web_portal",
+            "agency": "ubnd-xa-thanh-son", "level": None, "classification": 2,
+            "owner": {"name": "Nguyễn Văn A", "email": "a.nguyen@phutho.gov.vn", "phone": "0210 3840 000"},
+            "hosts": ["thanhson.phutho.gov.vn"], "cidrs": ["10.40.3.0/28"], "profile": "web_portal",
+            "onboarding": "awaiting_first_log", "first_log_at": None, "decommissioned_at": None,
+            "created_at": "2026-11-24T08:15:02.728913+00:00", "updated_at": "2026-11-24T08:15:02.728954+00:00",
+            "version": 1,
+            "log_sources": [{"name": "web-access", "format": "nginx", "transport": "syslog", "expected_interval": "1h",
+                             "expected_interval_s": 3600, "learned_interval_s": None, "interval_mode": "manual",
+                             "last_seen_at": None, "events_total": 0, "parse_failures_total": 0,
+                             "silent_since": None}]},
+        "ingest_key": {**_NEW_KEY, "key": "soc_ingest_FQqvJWC0vrQd-7a_l9FCYrvk0h9wQRJ5fheKu28sQi4"}}})
 
     system: SystemOut
     ingest_key: KeyCreated | None
@@ -183,6 +205,14 @@ class KeyRotate(BaseModel):
 
 
 class Rotated(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "key": {"id": "2f2de6b7-93ee-495d-93d9-a49aa8fa5703", "system_id": "web-xa-thanh-son", "name": "default",
+                "prefix": "soc_ingest_H5hcC", "state": "active", "created_at": "2026-11-25T01:30:44.102385+00:00",
+                "created_by": "admin", "expires_at": None, "revoked_at": None, "last_used_at": None,
+                "key": "soc_ingest_H5hcC1W2ezxCQXY5BiBGXnER-Tu0_EJ4zMlHL6gF8jc"},
+        "previous": {**_NEW_KEY, "state": "expiring", "expires_at": "2026-11-26T01:30:44.102385+00:00",
+                     "last_used_at": "2026-11-25T01:29:58.880214+00:00"}}})
+
     key: KeyCreated
     """The new key, shown once."""
     previous: KeyOut

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.openapi.models import Example
 from pydantic import BaseModel, ConfigDict, Field
 
 from soc.api.deps import StateDep, UsersAdmin, UsersReader, client_ip
@@ -151,6 +152,13 @@ class PasswordReset(BaseModel):
 
     model_config = ConfigDict(extra="forbid",
                               json_schema_extra={"examples": [{}, {"password": "một-mật-khẩu-mới-dài"}]})
+
+
+_RESET_EXAMPLES: dict[str, Example] = {
+    "generated": {"summary": "Sinh mật khẩu mới / Generate a new password", "value": {}},
+    "chosen": {"summary": "Đặt mật khẩu đã chọn / Set a chosen password",
+               "value": {"password": "một-mật-khẩu-mới-dài"}},
+}
 
 
 class PasswordResetResult(BaseModel):
@@ -308,7 +316,8 @@ def disable_user_route(user_id: str, principal: UsersAdmin, state: StateDep) -> 
              response_model=PasswordResetResult, responses={404: problem_response("Not found"),
                                                             422: problem_response("Invalid request", 422)})
 def reset_password_route(user_id: str, principal: UsersAdmin, state: StateDep, response: Response,
-                         body: PasswordReset | None = None) -> PasswordResetResult:
+                         body: Annotated[PasswordReset | None, Body(openapi_examples=_RESET_EXAMPLES)] = None
+                         ) -> PasswordResetResult:
     with identity_errors(), state.db.write() as session:
         user, generated = set_password(session, Actor.of(principal), principal.scope, user_id,
                                        body.password if body else None)
