@@ -33,10 +33,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Mã quản trị API (chỉ hiện MỘT lần, hãy lưu lại)",
         "API admin token (shown ONCE, keep it safe)",
     ),
-    "run.admin_token_exists": (
-        "Mã quản trị đã được tạo trước đó (soc admin token --reset để tạo mới)",
-        "An admin token already exists (soc admin token --reset makes a new one)",
-    ),
     "run.stopping": ("Đang dừng…", "Stopping…"),
     "run.status": (
         "trạng thái: nhận {received}, phân tích {parsed}, lỗi {failed}, lưu {stored}, "

@@ -43,7 +43,7 @@ from soc.config import (
 from soc.config import (
     SyslogUdpSource as SyslogUdpConfig,
 )
-from soc.db import database_url, make_engine, migrate, open_database
+from soc.db import Database, open_database
 from soc.i18n import t
 from soc.inventory.activity import ActivityTracker
 from soc.inventory.silence import schedule as schedule_source_health
@@ -143,7 +143,7 @@ async def _serve(cfg: SocConfig, console: Console) -> None:
                      submit=runner.submit, db=db, ingest_source=http_name, ingest_format=http_format,
                      activity=tracker)
     _register_gauges(topo, runner, sources)
-    alerts = _alert_store(cfg, topo)
+    alerts = _alert_store(db, topo)
     topo.set_on_alarm(spool_alert_handler(alerts))
     api_socket = socket.socket(socket.AF_INET6 if ":" in cfg.api.host else socket.AF_INET)
     api_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -212,15 +212,13 @@ def _schedule_detection(scheduler: AsyncIOScheduler, topo: Topology, runner: Asy
                           id="exceptions-reload")
 
 
-def _alert_store(cfg: SocConfig, topo: Topology) -> AlertStore:
-    """The SOC database's alert store: the detect stage's own, or a new one."""
+def _alert_store(db: Database, topo: Topology) -> AlertStore:
+    """The SOC database's alert store: the detect stage's own, or one on ``db``."""
     for transform in topo.pipeline.transforms:
         store = getattr(transform, "alerts", None)
         if isinstance(store, AlertStore):
             return store
-    url = database_url(cfg)
-    migrate(url)
-    return AlertStore(make_engine(url))
+    return AlertStore(db.engine)
 
 
 def _schedule_alert_mirror(scheduler: AsyncIOScheduler, cfg: SocConfig, alerts: AlertStore) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from soc.alerts.models import CLOSED_STATUSES, Alert
+from soc.api.etag import if_match_versions
 from soc.audit.trail import Actor, record
 from soc.db import Database, utcnow
 from soc.i18n import register
@@ -139,14 +140,12 @@ def parse_if_match(header: str | None) -> set[int]:
     """The versions an ``If-Match`` header accepts (``"3"``, ``W/"3"``, ``3``, lists)."""
     if header is None or not header.strip():
         raise TriageError(428, "triage.if_match_required")
-    versions: set[int] = set()
-    for part in header.split(","):
-        tag = part.strip()
-        tag = tag[2:] if tag.startswith(("W/", "w/")) else tag
-        tag = tag.strip('"')
-        if not tag.isdigit():
-            raise TriageError(400, "triage.if_match_invalid", value=header[:100])
-        versions.add(int(tag))
+    try:
+        versions = if_match_versions(header)
+    except ValueError:
+        versions = None
+    if versions is None:  # malformed, or "*": a triage change always names the version it read
+        raise TriageError(400, "triage.if_match_invalid", value=header[:100])
     return versions
 
 

@@ -19,10 +19,6 @@ from soc.triage.models import AlertComment
 from soc.triage.sla import sla_block
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
 def people(session: Session, ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
     """User id → ``{id, username, display_name}`` for the ids given (one query)."""
     wanted = sorted({i for i in ids if i})

@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from soc.api.deps import InventoryAdmin, Reader, StateDep
 from soc.api.errors import ApiError
-from soc.api.routers.systems import IfMatch, etag, expected_version, inventory_errors
+from soc.api.etag import etag
+from soc.api.routers.systems import IfMatch, expected_version, inventory_errors
 from soc.api.state import AppState
 from soc.audit.trail import Actor
 from soc.i18n import register

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from soc.alerts.models import Alert
 from soc.api.deps import Reader, StateDep, Triager
+from soc.api.etag import etag
 from soc.db import utcnow
 from soc.triage import queries
 from soc.triage.changes import (
@@ -39,7 +40,7 @@ from soc.triage.schemas import (
     CommentList,
     CommentOut,
 )
-from soc.triage.views import alert_detail, alert_views, comments_of, etag
+from soc.triage.views import alert_detail, alert_views, comments_of
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 

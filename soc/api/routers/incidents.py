@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Response
 
 from soc.api.deps import Reader, StateDep, Triager
+from soc.api.etag import etag
 from soc.db import utcnow
 from soc.triage.changes import parse_if_match
 from soc.triage.incidents import (
@@ -25,7 +26,6 @@ from soc.triage.incidents import (
 )
 from soc.triage.queries import parse_when, split_values
 from soc.triage.schemas import ActionIn, IncidentDetail, IncidentIn, IncidentPage, IncidentPatch, LinkIn
-from soc.triage.views import etag
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 

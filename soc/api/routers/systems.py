@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from soc.api.deps import InventoryAdmin, Reader, StateDep
 from soc.api.errors import ApiError
+from soc.api.etag import etag, single_version
 from soc.api.state import AppState
 from soc.audit.trail import Actor
 from soc.db import utcnow
@@ -46,17 +47,13 @@ def inventory_errors() -> Iterator[None]:
 
 
 def expected_version(if_match: str | None) -> int | None:
-    """The version an ``If-Match`` header names (``"3"``, ``W/"3"`` or ``3``)."""
-    if if_match is None or if_match.strip() == "*":
+    """The version an optional ``If-Match`` header names (``None``: absent or ``*``)."""
+    if if_match is None:
         return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise ApiError(400, "inventory.bad_if_match", value=if_match)
-    return int(value)
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
+    try:
+        return single_version(if_match)
+    except ValueError:
+        raise ApiError(400, "inventory.bad_if_match", value=if_match) from None
 
 
 IfMatch = Annotated[str | None, Header(description="ETag from GET: refuse the change (412) if it is outdated")]

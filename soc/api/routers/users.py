@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from soc.api.deps import StateDep, UsersAdmin, UsersReader, client_ip
 from soc.api.errors import PROBLEM, ApiError
+from soc.api.etag import etag, single_version
 from soc.audit.trail import Actor
 from soc.i18n import register
 from soc.identity.errors import IdentityError, StaleUser
@@ -222,26 +223,22 @@ def identity_errors() -> Iterator[None]:
         raise ApiError(exc.status, exc.key, headers=exc.headers, **exc.params) from None
 
 
-def etag(user: UserRow | dict[str, Any]) -> str:
-    version = user["version"] if isinstance(user, dict) else user.version
-    return f'"{version}"'
+def _etag(user: UserRow | dict[str, Any]) -> str:
+    return etag(user["version"] if isinstance(user, dict) else user.version)
 
 
 def _if_match(value: str | None) -> int | None:
     """The version in If-Match (``*`` matches any version)."""
     if value is None:
         raise ApiError(428, "users.if_match_required")
-    text = value.strip()
-    if text == "*":
-        return None
-    text = text.removeprefix("W/").strip().strip('"')
-    if not text.isdigit():
-        raise ApiError(400, "users.bad_if_match", value=value)
-    return int(text)
+    try:
+        return single_version(value)
+    except ValueError:
+        raise ApiError(400, "users.bad_if_match", value=value) from None
 
 
 def _stale(exc: StaleUser) -> ApiError:
-    return ApiError(412, exc.key, headers={"ETag": etag(exc.current)}, body={"current": exc.current}, **exc.params)
+    return ApiError(412, exc.key, headers={"ETag": _etag(exc.current)}, body={"current": exc.current}, **exc.params)
 
 
 @router.get("/users", summary="Danh sách người dùng / List users", response_model=UserList)
@@ -262,7 +259,7 @@ def list_users_route(
 def get_user_route(user_id: str, principal: UsersReader, state: StateDep, response: Response) -> UserOut:
     with identity_errors(), state.db.read() as session:
         user = get_user(session, principal.scope, user_id)
-        response.headers["ETag"] = etag(user)
+        response.headers["ETag"] = _etag(user)
         return UserOut.of(user)
 
 
@@ -276,7 +273,7 @@ def create_user_route(body: UserCreate, request: Request, principal: UsersAdmin,
                                       role=body.role, agencies=body.agencies, display_name=body.display_name,
                                       email=body.email, password=body.password)
     response.headers["Location"] = str(request.url_for("get_user_route", user_id=user.id))
-    response.headers["ETag"] = etag(user)
+    response.headers["ETag"] = _etag(user)
     response.headers["Cache-Control"] = "no-store"
     return UserCreated(user=UserOut.of(user), password=generated)
 
@@ -300,7 +297,7 @@ def patch_user_route(user_id: str, body: UserPatch, principal: UsersAdmin, state
                                    expected_version=expected)
         except StaleUser as exc:
             raise _stale(exc) from None
-    response.headers["ETag"] = etag(user)
+    response.headers["ETag"] = _etag(user)
     return UserOut.of(user)
 
 
